@@ -1,0 +1,109 @@
+//! Command-line and environment configuration, read once at start.
+//!
+//! Depends on: ops (OpsConfig), protocol (ProtocolConfig).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// AWS Marketplace Image Build Service (and AMI scanning), wire-compatible.
+#[derive(Debug, Parser)]
+#[command(name = "imagebuild", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service.
+    Serve(ServeConfig),
+}
+
+/// `imagebuild serve` options; every one also reads an `IMAGEBUILD_*` variable.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address to listen on; port 0 picks a free port (the bound address is logged).
+    #[arg(long, env = "IMAGEBUILD_LISTEN", default_value = "127.0.0.1:4580")]
+    pub listen: SocketAddr,
+    /// Directory of the embedded store.
+    #[arg(long, env = "IMAGEBUILD_DATA_DIR", default_value = "imagebuild-data")]
+    pub data_dir: PathBuf,
+    /// Keep everything in memory (nothing survives a restart); for tests.
+    #[arg(long, env = "IMAGEBUILD_IN_MEMORY", default_value_t = false)]
+    pub in_memory: bool,
+    /// World file (JSON); the built-in demo world when absent.
+    #[arg(long, env = "IMAGEBUILD_WORLD")]
+    pub world: Option<PathBuf>,
+    /// Concurrent in-progress builds allowed per account and region.
+    #[arg(long, env = "IMAGEBUILD_MAX_CONCURRENT_BUILDS", default_value_t = 10)]
+    pub max_concurrent_builds: u32,
+    /// Seconds a build spends launching its instance.
+    #[arg(long, env = "IMAGEBUILD_PROVISION_SECONDS", default_value_t = 2)]
+    pub provision_seconds: u64,
+    /// Seconds a build spends running installers.
+    #[arg(long, env = "IMAGEBUILD_INSTALL_SECONDS", default_value_t = 2)]
+    pub install_seconds: u64,
+    /// Seconds a build spends creating the image.
+    #[arg(long, env = "IMAGEBUILD_IMAGING_SECONDS", default_value_t = 2)]
+    pub imaging_seconds: u64,
+    /// Installers whose world DurationSeconds exceed this fail with InstallFailed.
+    #[arg(long, env = "IMAGEBUILD_INSTALL_TIMEOUT_SECONDS", default_value_t = 3600)]
+    pub install_timeout_seconds: u64,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "IMAGEBUILD_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Most connections served at once; more wait to be accepted.
+    #[arg(long, env = "IMAGEBUILD_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Accept requests without verifying SigV4 signatures (logged loudly at start).
+    #[arg(long, env = "IMAGEBUILD_INSECURE_NO_SIGNATURE_CHECK", default_value_t = false)]
+    pub insecure_no_signature_check: bool,
+}
+
+impl ServeConfig {
+    /// A configuration for tests: port 0, in memory, zero-length build stages.
+    #[must_use]
+    pub fn for_test() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: PathBuf::from("unused"),
+            in_memory: true,
+            world: None,
+            max_concurrent_builds: 10,
+            provision_seconds: 0,
+            install_seconds: 0,
+            imaging_seconds: 0,
+            install_timeout_seconds: 3600,
+            max_body_bytes: 1024 * 1024,
+            max_connections: 1024,
+            insecure_no_signature_check: false,
+        }
+    }
+
+    /// The operations' tunables.
+    #[must_use]
+    pub fn ops(&self) -> crate::ops::OpsConfig {
+        crate::ops::OpsConfig {
+            max_in_progress_builds: self.max_concurrent_builds,
+            provision_seconds: self.provision_seconds,
+            install_seconds: self.install_seconds,
+            imaging_seconds: self.imaging_seconds,
+            install_timeout_seconds: self.install_timeout_seconds,
+            ..crate::ops::OpsConfig::default()
+        }
+    }
+
+    /// The HTTP front end's limits.
+    #[must_use]
+    pub fn protocol(&self) -> crate::protocol::service::ProtocolConfig {
+        crate::protocol::service::ProtocolConfig {
+            max_body_bytes: self.max_body_bytes,
+            verify_signatures: !self.insecure_no_signature_check,
+            ..crate::protocol::service::ProtocolConfig::default()
+        }
+    }
+}

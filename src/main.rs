@@ -1,0 +1,80 @@
+//! The `imagebuild` binary: parse configuration, start logging, run until SIGTERM or Ctrl-C.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use imagebuild::app::App;
+use imagebuild::config::{Cli, Command};
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("IMAGEBUILD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("imagebuild: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(config) => {
+                let app = match App::build(&config).await {
+                    Ok(app) => app,
+                    Err(e) => {
+                        tracing::error!("cannot start: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                if config.insecure_no_signature_check {
+                    tracing::warn!("SIGNATURE VERIFICATION IS OFF (--insecure-no-signature-check): any request is accepted as the development account");
+                } else {
+                    tracing::info!("SigV4 signature verification is on");
+                }
+                let store = if config.in_memory { "in-memory (nothing survives a restart)".to_string() } else { format!("sqlite in {}", config.data_dir.display()) };
+                let world = config.world.as_ref().map_or_else(|| "built-in demo world".to_string(), |p| p.display().to_string());
+                tracing::info!(store = %store, world = %world, "starting");
+                let (tx, rx) = tokio::sync::watch::channel(false);
+                tracing::info!("listening on http://{}", app.addr);
+                let run = tokio::spawn(app.run(rx));
+                shutdown_signal().await;
+                let _ = tx.send(true);
+                let _ = run.await;
+                tracing::info!("stopped");
+                ExitCode::SUCCESS
+            }
+        }
+    })
+}

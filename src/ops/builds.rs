@@ -1,0 +1,487 @@
+//! StartBuild and DescribeBuilds.
+//!
+//! StartBuild checks, in order: destination name, description, client token, fulfillment
+//! options (existence, region, visibility, restriction), source image (existence, visibility,
+//! state, encryption, product codes), platform match, SNS topic; then one atomic store call
+//! replays or rejects a reused token, enforces the concurrent-build limit and inserts the
+//! build with its first notification.
+//!
+//! Depends on: ops (Ctx, OpError, paging, logs), domain, store (trait), world.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::logs::{self, Stream};
+use super::paging::{self, Binding};
+use super::{Caller, Ctx, OpError};
+use crate::domain::{Build, BuildStage, BuildStatus, Notification, ProductRef};
+use crate::store::{BuildQuery, CreateOutcome, TokenClaim};
+use crate::world::{self, Image, OptionDenial};
+
+/// Most build ids one DescribeBuilds call may name.
+pub const MAX_BUILD_IDS: usize = 50;
+/// Longest accepted client token.
+pub const MAX_CLIENT_TOKEN: usize = 64;
+/// Longest accepted destination image description.
+pub const MAX_DESCRIPTION: usize = 255;
+
+/// StartBuild input (model `StartBuildRequest`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StartBuildInput {
+    /// Idempotency token.
+    pub client_token: Option<String>,
+    /// Fulfillment options to install.
+    pub fulfillment_option_ids: Option<Vec<String>>,
+    /// Image to install onto.
+    pub source_image_id: Option<String>,
+    /// Name of the new image.
+    pub destination_image_name: Option<String>,
+    /// Description of the new image.
+    pub destination_image_description: Option<String>,
+    /// Topic to notify.
+    pub sns_topic_arn: Option<String>,
+}
+
+/// A product in a response (model `Product`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProductOut {
+    /// Product id.
+    pub id: String,
+    /// Version title.
+    pub version: String,
+    /// Product title.
+    pub title: String,
+}
+
+impl From<&ProductRef> for ProductOut {
+    fn from(p: &ProductRef) -> Self {
+        Self { id: p.id.clone(), version: p.version.clone(), title: p.title.clone() }
+    }
+}
+
+/// StartBuild output (model `StartBuildResult`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StartBuildOutput {
+    /// The build's id.
+    pub build_id: String,
+    /// Products installed.
+    pub products: Vec<ProductOut>,
+}
+
+/// A DescribeBuilds filter (model `Filter`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct FilterIn {
+    /// Filter name.
+    pub name: Option<String>,
+    /// Filter values.
+    pub values: Option<Vec<String>>,
+}
+
+/// DescribeBuilds input (model `DescribeBuildsRequest`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeBuildsInput {
+    /// Only these builds.
+    pub build_ids: Option<Vec<String>>,
+    /// Continue after this token.
+    pub next_token: Option<String>,
+    /// Page size.
+    pub max_results: Option<i64>,
+    /// Filters.
+    pub filters: Option<Vec<FilterIn>>,
+}
+
+/// DescribeBuilds output: already the wire JSON of `DescribeBuildsResult`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DescribeBuildsOutput(pub Value);
+
+fn valid_image_name(name: &str) -> bool {
+    let n = name.chars().count();
+    (3..=128).contains(&n)
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "()[] ./-'@_".contains(c))
+}
+
+/// SHA-256 over the request's parameters in a fixed order, without the token.
+fn param_hash(input: &StartBuildInput) -> String {
+    let canonical = json!([
+        input.fulfillment_option_ids,
+        input.source_image_id,
+        input.destination_image_name,
+        input.destination_image_description,
+        input.sns_topic_arn,
+    ]);
+    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+}
+
+async fn find_image(ctx: &Ctx, world: &world::World, region: &str, id: &str) -> Result<Option<Image>, OpError> {
+    if let Some(img) = world.image(region, id) {
+        return Ok(Some(img.clone()));
+    }
+    Ok(ctx.store.created_image(region, id).await?.map(|c| c.image))
+}
+
+/// Starts a build (StartBuild).
+///
+/// # Errors
+/// The modeled StartBuild errors.
+pub async fn start_build(ctx: &Ctx, caller: &Caller, input: StartBuildInput) -> Result<StartBuildOutput, OpError> {
+    let name = input.destination_image_name.clone().unwrap_or_default();
+    if !valid_image_name(&name) {
+        return Err(OpError::InvalidDestinationImageNameException(format!(
+            "The destination image name '{name}' is not valid. It must be 3-128 characters long and contain only letters, numbers, parentheses (()), square brackets ([]), spaces ( ), periods (.), slashes (/), dashes (-), single quotes ('), at-signs (@), or underscores (_)."
+        )));
+    }
+    if let Some(d) = &input.destination_image_description {
+        if d.chars().count() > MAX_DESCRIPTION {
+            return Err(OpError::ValidationException(format!(
+                "1 validation error detected: Value at 'destinationImageDescription' failed to satisfy constraint: Member must have length less than or equal to {MAX_DESCRIPTION}"
+            )));
+        }
+    }
+    if let Some(t) = &input.client_token {
+        if t.is_empty() || t.chars().count() > MAX_CLIENT_TOKEN || !t.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(OpError::ValidationException(format!(
+                "1 validation error detected: Value '{t}' at 'clientToken' failed to satisfy constraint: Member must have length between 1 and {MAX_CLIENT_TOKEN} and contain only printable ASCII characters"
+            )));
+        }
+    }
+
+    let world = ctx.world();
+    let option_ids = input.fulfillment_option_ids.clone().unwrap_or_default();
+    if option_ids.is_empty() {
+        return Err(OpError::InvalidFulfillmentOptionIdException("At least one fulfillment option id must be specified.".into()));
+    }
+    let mut options = Vec::with_capacity(option_ids.len());
+    for (i, id) in option_ids.iter().enumerate() {
+        if option_ids[..i].contains(id) {
+            return Err(OpError::InvalidFulfillmentOptionIdException(format!("The fulfillment option id '{id}' is specified more than once.")));
+        }
+        match world.usable_option(id, &caller.account, &caller.region) {
+            Ok((product, version)) => options.push((product.clone(), version.clone())),
+            Err(OptionDenial::NotFound | OptionDenial::NotVisible) => {
+                return Err(OpError::InvalidFulfillmentOptionIdException(format!("The fulfillment option id '{id}' does not exist.")));
+            }
+            Err(OptionDenial::NotInRegion) => {
+                return Err(OpError::InvalidFulfillmentOptionIdException(format!(
+                    "The fulfillment option id '{id}' is not valid in region {}.",
+                    caller.region
+                )));
+            }
+            Err(OptionDenial::RestrictedVersion) => {
+                return Err(OpError::InvalidFulfillmentOptionIdException(format!(
+                    "The fulfillment option id '{id}' belongs to a restricted version that is available to existing subscribers only."
+                )));
+            }
+        }
+    }
+
+    let image_id = input.source_image_id.clone().unwrap_or_default();
+    let image = find_image(ctx, &world, &caller.region, &image_id)
+        .await?
+        .filter(|img| img.visible_to(&caller.account))
+        .ok_or_else(|| OpError::InvalidSourceImageIdException(format!("The source image id '{image_id}' does not exist.")))?;
+    if image.state != "available" {
+        return Err(OpError::InvalidSourceImageIdException(format!(
+            "The source image '{image_id}' is not available (state: {}).",
+            image.state
+        )));
+    }
+    if image.encrypted() {
+        return Err(OpError::InvalidSourceImageIdException(format!(
+            "The source image '{image_id}' has encrypted snapshots. Use an image that isn't encrypted."
+        )));
+    }
+    if let Some(code) = image.product_codes.first() {
+        return Err(OpError::InvalidSourceImageIdException(format!(
+            "The source image '{image_id}' already has AWS Marketplace software installed (product code {code})."
+        )));
+    }
+    for (_, version) in &options {
+        if version.platform != image.platform {
+            return Err(OpError::InstallerMismatchException(format!(
+                "The fulfillment option '{}' installs on {} but the source image '{image_id}' runs {}.",
+                version.fulfillment_option_id,
+                version.platform.as_str(),
+                image.platform.as_str()
+            )));
+        }
+    }
+    if let Some(arn) = &input.sns_topic_arn {
+        let same_region = world::parse_sns_topic_arn(arn).is_some_and(|(region, _, _)| region == caller.region);
+        if !same_region || !world.topic_exists(arn) {
+            return Err(OpError::InvalidSnsTopicArnException(format!("The SNS topic ARN '{arn}' does not exist.")));
+        }
+    }
+
+    let now = ctx.clock.now_ms();
+    let products: Vec<ProductRef> = options
+        .iter()
+        .map(|(p, v)| ProductRef { id: p.product_id.clone(), version: v.version.clone(), title: p.title.clone() })
+        .collect();
+    let build = Build {
+        build_id: uuid::Uuid::new_v4().to_string(),
+        account: caller.account.clone(),
+        region: caller.region.clone(),
+        created_ms: now,
+        updated_ms: now,
+        status: BuildStatus::InProgress,
+        stage: BuildStage::Provisioning,
+        due_ms: Some(now + i64::try_from(ctx.config.provision_seconds * 1000).unwrap_or(i64::MAX)),
+        version: 1,
+        fulfillment_option_ids: option_ids,
+        products,
+        source_image_id: image_id,
+        source_image_name: image.name.clone(),
+        destination_image_name: name,
+        destination_image_description: input.destination_image_description.clone(),
+        destination_image_id: None,
+        sns_topic_arn: input.sns_topic_arn.clone(),
+        error: None,
+        stdout: None,
+        stderr: None,
+    };
+    let token = input.client_token.as_ref().map(|t| TokenClaim { token: t.clone(), param_hash: param_hash(&input) });
+    let notification = Notification::for_build(&build, None, now);
+    let outcome = ctx
+        .store
+        .create_build(&build, token.as_ref(), ctx.config.max_in_progress_builds, notification.as_ref())
+        .await?;
+    let stored = match outcome {
+        CreateOutcome::Created => {
+            ctx.worker.wake();
+            tracing::info!(build_id = %build.build_id, account = %build.account, region = %build.region, "build started");
+            build
+        }
+        CreateOutcome::Replayed(original) => *original,
+        CreateOutcome::TokenMismatch => {
+            return Err(OpError::IdempotentParameterMismatchException(
+                "The client token you have provided is associated with a request that had different parameters. Use a new client token or repeat the original request.".into(),
+            ));
+        }
+        CreateOutcome::LimitExceeded { limit } => {
+            return Err(OpError::BuildLimitExceededException(format!(
+                "You have reached the maximum number of concurrent builds ({limit}). Wait until one or more of your builds has completed, then try again."
+            )));
+        }
+    };
+    Ok(StartBuildOutput { build_id: stored.build_id.clone(), products: stored.products.iter().map(ProductOut::from).collect() })
+}
+
+const FILTER_NAMES: [&str; 4] = ["build-id", "fulfillment-option-id", "product-id", "status"];
+
+/// Turns the request's BuildIds and filters into a store query, validating them.
+fn build_query(caller: &Caller, input: &DescribeBuildsInput) -> Result<BuildQuery, OpError> {
+    let mut q = BuildQuery { account: caller.account.clone(), region: caller.region.clone(), ..BuildQuery::default() };
+    if let Some(ids) = input.build_ids.as_ref().filter(|ids| !ids.is_empty()) {
+        if ids.len() > MAX_BUILD_IDS {
+            return Err(OpError::ValidationException(format!(
+                "1 validation error detected: Value at 'buildIds' failed to satisfy constraint: Member must have length less than or equal to {MAX_BUILD_IDS}"
+            )));
+        }
+        q.build_ids = Some(ids.clone());
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for f in input.filters.iter().flatten() {
+        let name = f.name.as_deref().unwrap_or_default();
+        if !FILTER_NAMES.contains(&name) {
+            return Err(OpError::InvalidFilterException(format!(
+                "The filter '{name}' is not valid. Valid filters are: {}.",
+                FILTER_NAMES.join(", ")
+            )));
+        }
+        if seen.contains(&name) {
+            return Err(OpError::InvalidFilterException(format!("The filter '{name}' is specified more than once.")));
+        }
+        seen.push(name);
+        let values = f.values.clone().unwrap_or_default();
+        if values.is_empty() {
+            return Err(OpError::InvalidFilterException(format!("The filter '{name}' requires at least one value.")));
+        }
+        match name {
+            "build-id" => {
+                q.build_ids = Some(match q.build_ids.take() {
+                    Some(ids) => ids.into_iter().filter(|i| values.contains(i)).collect(),
+                    None => values,
+                });
+            }
+            "fulfillment-option-id" => q.fulfillment_option_ids = Some(values),
+            "product-id" => q.product_ids = Some(values),
+            _ => {
+                let mut statuses = Vec::new();
+                for v in &values {
+                    let s = BuildStatus::from_filter_value(v).ok_or_else(|| {
+                        OpError::InvalidFilterException(format!(
+                            "The value '{v}' is not valid for filter 'status'. Valid values are: in-progress, internal-error, failed, succeeded."
+                        ))
+                    })?;
+                    statuses.push(s);
+                }
+                q.statuses = Some(statuses);
+            }
+        }
+    }
+    Ok(q)
+}
+
+fn query_hash(q: &BuildQuery) -> String {
+    let sorted = |v: &Option<Vec<String>>| {
+        v.as_ref().map(|v| {
+            let mut v = v.clone();
+            v.sort();
+            v.dedup();
+            v
+        })
+    };
+    let statuses = q.statuses.as_ref().map(|s| {
+        let mut v: Vec<&str> = s.iter().map(|x| x.as_str()).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    });
+    let canonical = json!([sorted(&q.build_ids), statuses, sorted(&q.fulfillment_option_ids), sorted(&q.product_ids)]);
+    hex::encode(&Sha256::digest(canonical.to_string().as_bytes())[..16])
+}
+
+/// Epoch milliseconds as an awsJson timestamp: epoch seconds, millisecond precision.
+fn timestamp(ms: i64) -> Value {
+    if ms % 1000 == 0 {
+        Value::from(ms / 1000)
+    } else {
+        // ms / 1000 with three decimals is exactly representable enough for every client.
+        #[allow(clippy::cast_precision_loss)] // epoch ms fit in f64's 53-bit mantissa
+        let secs = ms as f64 / 1000.0;
+        Value::from(secs)
+    }
+}
+
+/// The wire shape of one build (model `Build`); absent members are omitted.
+#[must_use]
+pub fn build_json(ctx: &Ctx, caller: &Caller, b: &Build, now_ms: i64) -> Value {
+    let mut m = Map::new();
+    m.insert("BuildId".into(), b.build_id.clone().into());
+    let mut dest = Map::new();
+    if let Some(id) = &b.destination_image_id {
+        dest.insert("Id".into(), id.clone().into());
+    }
+    if let Some(d) = &b.destination_image_description {
+        dest.insert("Description".into(), d.clone().into());
+    }
+    dest.insert("Name".into(), b.destination_image_name.clone().into());
+    m.insert("DestinationImage".into(), Value::Object(dest));
+    m.insert("FulfillmentOptionIds".into(), b.fulfillment_option_ids.clone().into());
+    m.insert(
+        "Products".into(),
+        Value::Array(b.products.iter().map(|p| json!({"Id": p.id, "Version": p.version, "Title": p.title})).collect()),
+    );
+    let mut src = Map::new();
+    src.insert("Id".into(), b.source_image_id.clone().into());
+    if let Some(n) = &b.source_image_name {
+        src.insert("Name".into(), n.clone().into());
+    }
+    m.insert("SourceImage".into(), Value::Object(src));
+    if let Some(t) = &b.sns_topic_arn {
+        m.insert("SnsTopicArn".into(), t.clone().into());
+    }
+    m.insert("Status".into(), b.status.as_str().into());
+    let expires = now_ms / 1000 + ctx.config.log_url_ttl_seconds;
+    if b.stdout.is_some() {
+        m.insert(
+            "StandardOutputUrl".into(),
+            logs::url(&caller.base_url, &ctx.url_key, &b.account, &b.region, &b.build_id, Stream::Stdout, expires).into(),
+        );
+    }
+    if b.stderr.is_some() {
+        m.insert(
+            "StandardErrorUrl".into(),
+            logs::url(&caller.base_url, &ctx.url_key, &b.account, &b.region, &b.build_id, Stream::Stderr, expires).into(),
+        );
+    }
+    if let Some(e) = &b.error {
+        m.insert("ErrorDetail".into(), json!({"Code": e.code, "Message": e.message}));
+    }
+    m.insert("StartTime".into(), timestamp(b.created_ms));
+    m.insert("LastUpdateTime".into(), timestamp(b.updated_ms));
+    Value::Object(m)
+}
+
+/// Lists the caller's builds (DescribeBuilds).
+///
+/// # Errors
+/// The modeled DescribeBuilds errors.
+pub async fn describe_builds(ctx: &Ctx, caller: &Caller, input: DescribeBuildsInput) -> Result<DescribeBuildsOutput, OpError> {
+    let limit = match input.max_results {
+        None => ctx.config.default_page_size,
+        Some(n) if (1..=256).contains(&n) => usize::try_from(n).unwrap_or(256),
+        Some(n) => {
+            return Err(OpError::InvalidMaxResultsException(format!(
+                "The value {n} for MaxResults is not valid. MaxResults must be between 1 and 256."
+            )));
+        }
+    };
+    let query = build_query(caller, &input)?;
+    let qh = query_hash(&query);
+    let binding = Binding { operation: "DescribeBuilds", account: &caller.account, region: &caller.region, query_hash: &qh };
+    let now = ctx.clock.now_ms();
+    let after = match &input.next_token {
+        None => None,
+        Some(t) => Some(
+            paging::decode(&ctx.paging_key, &binding, t, now)
+                .ok_or_else(|| OpError::InvalidNextTokenException("The specified next token is not valid.".into()))?,
+        ),
+    };
+    let page = ctx.store.list_builds(&query, after.as_ref(), limit).await?;
+    let mut out = Map::new();
+    out.insert("Builds".into(), Value::Array(page.builds.iter().map(|b| build_json(ctx, caller, b, now)).collect()));
+    if let Some(c) = &page.next {
+        out.insert("NextToken".into(), paging::encode(&ctx.paging_key, &binding, c, now).into());
+    }
+    Ok(DescribeBuildsOutput(Value::Object(out)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destination_names_follow_the_documented_set() {
+        for ok in ["abc", "My image (v1) [x] 2.0/a-b'c@d_e", &"a".repeat(128)] {
+            assert!(valid_image_name(ok), "{ok}");
+        }
+        for bad in ["ab", "", &"a".repeat(129), "name!", "tab\there", "ünï"] {
+            assert!(!valid_image_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn param_hash_ignores_the_token_but_not_parameters() {
+        let a = StartBuildInput { client_token: Some("1".into()), source_image_id: Some("ami-1".into()), ..Default::default() };
+        let b = StartBuildInput { client_token: Some("2".into()), ..a.clone() };
+        let c = StartBuildInput { source_image_id: Some("ami-2".into()), ..a.clone() };
+        assert_eq!(param_hash(&a), param_hash(&b));
+        assert_ne!(param_hash(&a), param_hash(&c));
+    }
+
+    #[test]
+    fn query_hash_is_order_insensitive() {
+        let caller = Caller { account: "1".into(), region: "r".into(), base_url: String::new() };
+        let f = |vals: Vec<&str>| DescribeBuildsInput {
+            filters: Some(vec![FilterIn { name: Some("status".into()), values: Some(vals.into_iter().map(String::from).collect()) }]),
+            ..Default::default()
+        };
+        let a = build_query(&caller, &f(vec!["failed", "succeeded"])).unwrap();
+        let b = build_query(&caller, &f(vec!["succeeded", "failed"])).unwrap();
+        assert_eq!(query_hash(&a), query_hash(&b));
+        assert_ne!(query_hash(&a), query_hash(&build_query(&caller, &f(vec!["failed"])).unwrap()));
+    }
+
+    #[test]
+    fn timestamps_are_epoch_seconds_with_millis() {
+        assert_eq!(timestamp(1_529_960_569_430).to_string(), "1529960569.43");
+        assert_eq!(timestamp(1_529_960_569_000).to_string(), "1529960569");
+    }
+}

@@ -1,0 +1,104 @@
+//! The operations: typed inputs in, typed outputs or modeled errors out. No HTTP here.
+//!
+//! Depends on: domain, store (trait), world, clock, worker (handle only).
+
+pub mod builds;
+pub mod error;
+pub mod logs;
+pub mod paging;
+
+use std::sync::{Arc, RwLock};
+
+pub use error::OpError;
+
+use crate::clock::Clock;
+use crate::store::Store;
+use crate::world::World;
+
+/// Tunables of the operations and the build lifecycle.
+#[derive(Debug, Clone)]
+pub struct OpsConfig {
+    /// Concurrent in-progress builds allowed per account and region.
+    pub max_in_progress_builds: u32,
+    /// Page size when MaxResults is absent.
+    pub default_page_size: usize,
+    /// Seconds spent launching the build instance.
+    pub provision_seconds: u64,
+    /// Seconds spent running installers.
+    pub install_seconds: u64,
+    /// Seconds spent creating the image.
+    pub imaging_seconds: u64,
+    /// An installer that runs longer than this (world `DurationSeconds`) fails with InstallFailed.
+    pub install_timeout_seconds: u64,
+    /// Lifetime of the log URLs handed out by DescribeBuilds.
+    pub log_url_ttl_seconds: i64,
+}
+
+impl Default for OpsConfig {
+    fn default() -> Self {
+        Self {
+            max_in_progress_builds: 10,
+            default_page_size: 100,
+            provision_seconds: 2,
+            install_seconds: 2,
+            imaging_seconds: 2,
+            install_timeout_seconds: 3600,
+            log_url_ttl_seconds: 3600,
+        }
+    }
+}
+
+/// Wakes the worker when there is new work.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerHandle {
+    notify: Arc<tokio::sync::Notify>,
+}
+
+impl WorkerHandle {
+    /// Tells the worker to look for due work now.
+    pub fn wake(&self) {
+        self.notify.notify_one();
+    }
+
+    /// Waits until woken.
+    pub async fn woken(&self) {
+        self.notify.notified().await;
+    }
+}
+
+/// Everything operations need, shared by all requests.
+pub struct Ctx {
+    /// Persistence.
+    pub store: Arc<dyn Store>,
+    /// The world; replaceable at run time.
+    pub world: RwLock<Arc<World>>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Tunables.
+    pub config: OpsConfig,
+    /// Worker wake-up.
+    pub worker: WorkerHandle,
+    /// Key that signs NextTokens (persisted in the store).
+    pub paging_key: Vec<u8>,
+    /// Key that signs log URLs (persisted in the store).
+    pub url_key: Vec<u8>,
+}
+
+impl Ctx {
+    /// A snapshot of the current world.
+    #[must_use]
+    pub fn world(&self) -> Arc<World> {
+        self.world.read().map_or_else(|p| p.into_inner().clone(), |w| w.clone())
+    }
+}
+
+/// The authenticated caller of one operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// Account id.
+    pub account: String,
+    /// Region of the request's credential scope.
+    pub region: String,
+    /// Scheme and authority the caller reached the service at (for URLs handed back).
+    pub base_url: String,
+}

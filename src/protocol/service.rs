@@ -1,0 +1,231 @@
+//! The request pipeline, in the order AWS applies it:
+//!
+//! 1. request id and tracing span;
+//! 2. reserved paths (`/_imagebuild/…`) go to the control plane;
+//! 3. method must be POST; 4. `X-Amz-Target` names a known operation;
+//! 5. path `/` and `Content-Type: application/x-amz-json-1.1`;
+//! 6. body read with a size cap and a time limit;
+//! 7. SigV4 (raw body bytes);
+//! 8. JSON parse and model validation (types → `SerializationException`, constraints → the
+//!    modeled error or `ValidationException`);
+//! 9. the operation; 10. JSON out with `x-amzn-RequestId` on every response.
+//!
+//! Depends on: protocol, auth, model, ops, control.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::Value;
+use tracing::Instrument;
+
+use super::router::Operation;
+use super::{json_response, ApiError, CONTENT_TYPE};
+use crate::auth::sigv4::{SignedRequest, Verifier};
+use crate::auth::{Principal, StaticCredentials, DEV_ACCOUNT};
+use crate::model::{Invalid, Model, Violation};
+use crate::ops::{builds, Caller, Ctx, OpError};
+
+/// Limits and switches of the HTTP front end.
+#[derive(Debug, Clone)]
+pub struct ProtocolConfig {
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Longest time to receive a body.
+    pub body_timeout: Duration,
+    /// Verify SigV4 signatures (on unless explicitly disabled).
+    pub verify_signatures: bool,
+}
+
+impl Default for ProtocolConfig {
+    fn default() -> Self {
+        Self { max_body_bytes: 1024 * 1024, body_timeout: Duration::from_secs(30), verify_signatures: true }
+    }
+}
+
+/// The awsJson service: shared by every connection.
+pub struct Service {
+    /// Operations' context.
+    pub ctx: Arc<Ctx>,
+    model: Model,
+    verifier: Verifier<StaticCredentials>,
+    config: ProtocolConfig,
+}
+
+impl Service {
+    /// Creates the service.
+    #[must_use]
+    pub fn new(ctx: Arc<Ctx>, model: Model, credentials: StaticCredentials, config: ProtocolConfig) -> Self {
+        let verifier = Verifier::new(credentials, &model.signing_name);
+        Self { ctx, model, verifier, config }
+    }
+
+    /// Handles one HTTP request; never fails (errors become AWS error responses).
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let span = tracing::debug_span!("request", request_id = %request_id, operation = tracing::field::Empty);
+        async move {
+            if req.uri().path().starts_with(crate::control::PREFIX) {
+                return crate::control::handle(&self.ctx, req, &request_id).await;
+            }
+            match self.pipeline(req, &request_id).await {
+                Ok(resp) => resp,
+                Err(e) => {
+                    if e.status.is_server_error() {
+                        tracing::error!(error_type = %e.type_name, message = ?e.message, "request failed");
+                    } else {
+                        tracing::debug!(error_type = %e.type_name, message = ?e.message, "request rejected");
+                    }
+                    e.into_response(&request_id)
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn pipeline(&self, req: Request<Incoming>, request_id: &str) -> Result<Response<Full<Bytes>>, ApiError> {
+        let (parts, body) = req.into_parts();
+        if parts.method != Method::POST {
+            return Err(ApiError::framework(
+                "AccessDeniedException",
+                StatusCode::FORBIDDEN,
+                Some("Unable to determine service/operation name to be authorized".into()),
+            ));
+        }
+        let op = parts
+            .headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .and_then(Operation::from_target)
+            .ok_or_else(|| ApiError::framework("UnknownOperationException", StatusCode::BAD_REQUEST, None))?;
+        tracing::Span::current().record("operation", op.name());
+        let media_ok = parts
+            .headers
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case(CONTENT_TYPE));
+        if parts.uri.path() != "/" || !media_ok {
+            return Err(ApiError::framework("UnknownOperationException", StatusCode::NOT_FOUND, None));
+        }
+        let body = self.read_body(&parts.headers, body).await?;
+
+        let principal = if self.config.verify_signatures {
+            let signed = SignedRequest {
+                method: parts.method.as_str(),
+                path: parts.uri.path(),
+                query: parts.uri.query().unwrap_or(""),
+                headers: &parts.headers,
+                body: &body,
+            };
+            self.verifier.verify(&signed, self.ctx.clock.now_ms())?
+        } else {
+            unsigned_principal(&parts.headers)
+        };
+        let host = parts.headers.get(hyper::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+        let caller = Caller { account: principal.account, region: principal.region, base_url: format!("http://{host}") };
+
+        let value = parse_json(&body)?;
+        match self.model.validate_input(op.name(), &value) {
+            Ok(()) => {}
+            Err(Invalid::Serialization(m)) => {
+                return Err(ApiError::framework("SerializationException", StatusCode::BAD_REQUEST, Some(m)));
+            }
+            Err(Invalid::Constraints(v)) => return Err(map_violations(op, &v).into()),
+        }
+        let out = dispatch(&self.ctx, &caller, op, value).await?;
+        Ok(json_response(StatusCode::OK, out.to_string(), request_id))
+    }
+
+    async fn read_body(&self, headers: &hyper::HeaderMap, body: Incoming) -> Result<Bytes, ApiError> {
+        let too_large = || {
+            ApiError::framework(
+                "RequestEntityTooLargeException",
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Some(format!("Request body must be at most {} bytes", self.config.max_body_bytes)),
+            )
+        };
+        let declared = headers.get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.config.max_body_bytes as u64) {
+            return Err(too_large());
+        }
+        let limited = Limited::new(body, self.config.max_body_bytes);
+        match tokio::time::timeout(self.config.body_timeout, limited.collect()).await {
+            Err(_) => Err(ApiError::framework(
+                "RequestTimeoutException",
+                StatusCode::REQUEST_TIMEOUT,
+                Some("Request body was not received in time".into()),
+            )),
+            Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large()),
+            Ok(Err(_)) => Err(ApiError::framework(
+                "SerializationException",
+                StatusCode::BAD_REQUEST,
+                Some("The request body could not be read".into()),
+            )),
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        }
+    }
+}
+
+/// With signature checks off, the caller is still named by the credential in `Authorization`.
+fn unsigned_principal(headers: &hyper::HeaderMap) -> Principal {
+    let scope: Vec<String> = headers
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split("Credential=").nth(1))
+        .map(|c| c.split([',', ' ']).next().unwrap_or_default().split('/').map(str::to_string).collect())
+        .unwrap_or_default();
+    let region = scope.get(2).filter(|r| crate::world::is_region(r)).cloned().unwrap_or_else(|| "us-east-1".into());
+    Principal { account: DEV_ACCOUNT.into(), access_key: scope.first().cloned().unwrap_or_default(), region }
+}
+
+fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(serde_json::Map::new()));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Null) => Ok(Value::Object(serde_json::Map::new())),
+        Ok(v) => Ok(v),
+        Err(e) => Err(ApiError::framework(
+            "SerializationException",
+            StatusCode::BAD_REQUEST,
+            Some(format!("The request body is not valid JSON: {e}")),
+        )),
+    }
+}
+
+/// Maps constraint violations to the modeled error for the member, else `ValidationException`.
+fn map_violations(op: Operation, violations: &[Violation]) -> OpError {
+    if op == Operation::DescribeBuilds {
+        if let Some(v) = violations.iter().find(|v| v.member == "MaxResults") {
+            return OpError::InvalidMaxResultsException(v.message.clone());
+        }
+        if let Some(v) = violations.iter().find(|v| v.member == "NextToken") {
+            return OpError::InvalidNextTokenException(v.message.clone());
+        }
+    }
+    let n = violations.len();
+    let plural = if n == 1 { "error" } else { "errors" };
+    let msgs: Vec<&str> = violations.iter().map(|v| v.message.as_str()).collect();
+    OpError::ValidationException(format!("{n} validation {plural} detected: {}", msgs.join("; ")))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    serde_json::from_value(value).map_err(|e| {
+        ApiError::framework("SerializationException", StatusCode::BAD_REQUEST, Some(e.to_string()))
+    })
+}
+
+async fn dispatch(ctx: &Ctx, caller: &Caller, op: Operation, value: Value) -> Result<Value, ApiError> {
+    match op {
+        Operation::StartBuild => {
+            let out = builds::start_build(ctx, caller, decode(value)?).await?;
+            serde_json::to_value(out).map_err(|e| OpError::InternalServerErrorException(e.to_string()).into())
+        }
+        Operation::DescribeBuilds => Ok(builds::describe_builds(ctx, caller, decode(value)?).await?.0),
+    }
+}

@@ -1,0 +1,206 @@
+//! Persistence of builds, idempotency tokens, created images, the notification outbox and
+//! service secrets, behind one `Store` trait whose contract is the conformance suite in
+//! `conformance.rs`.
+//!
+//! Every write that can race is atomic in the backend: creating a build checks the client
+//! token and the concurrent-build limit in the same transaction that inserts it; updates
+//! compare the record's version.
+//!
+//! Depends on: domain, world (image shape).
+
+pub mod sqlite;
+
+#[cfg(test)]
+pub mod conformance;
+
+use async_trait::async_trait;
+
+use crate::domain::{Build, BuildStatus, CreatedImage, Notification};
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write found a different version than expected.
+    #[error("conditional write failed: record changed concurrently")]
+    ConditionFailed,
+    /// The backend could not be reached or failed to commit.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A stored record could not be decoded.
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// A client token to claim together with a new build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenClaim {
+    /// The caller's `ClientToken`.
+    pub token: String,
+    /// SHA-256 (hex) of the canonical request parameters without the token.
+    pub param_hash: String,
+}
+
+/// What happened to a `create_build` call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// The build was stored (and its token claimed, its notification queued).
+    Created,
+    /// The token was used before with the same parameters: this is the original build.
+    Replayed(Box<Build>),
+    /// The token was used before with different parameters.
+    TokenMismatch,
+    /// The account already has `limit` builds in progress in the region.
+    LimitExceeded {
+        /// The limit in force.
+        limit: u32,
+    },
+}
+
+/// A DescribeBuilds query; all present criteria are AND'ed, values within one are OR'ed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildQuery {
+    /// Owning account.
+    pub account: String,
+    /// Region.
+    pub region: String,
+    /// Only these build ids (already intersected from `BuildIds` and the `build-id` filter).
+    pub build_ids: Option<Vec<String>>,
+    /// Only these statuses.
+    pub statuses: Option<Vec<BuildStatus>>,
+    /// Only builds that include one of these fulfillment options.
+    pub fulfillment_option_ids: Option<Vec<String>>,
+    /// Only builds that include one of these products.
+    pub product_ids: Option<Vec<String>>,
+}
+
+impl BuildQuery {
+    /// True when `b` satisfies every criterion (the reference semantics of the query).
+    #[must_use]
+    pub fn matches(&self, b: &Build) -> bool {
+        b.account == self.account
+            && b.region == self.region
+            && self.build_ids.as_ref().is_none_or(|ids| ids.contains(&b.build_id))
+            && self.statuses.as_ref().is_none_or(|s| s.contains(&b.status))
+            && self
+                .fulfillment_option_ids
+                .as_ref()
+                .is_none_or(|f| b.fulfillment_option_ids.iter().any(|x| f.contains(x)))
+            && self
+                .product_ids
+                .as_ref()
+                .is_none_or(|p| p.iter().any(|x| b.has_product(x)))
+    }
+}
+
+/// A position in the newest-first listing: the last build returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// Creation time of the last build returned.
+    pub created_ms: i64,
+    /// Id of the last build returned (ties on time are broken by id, descending).
+    pub build_id: String,
+}
+
+impl Cursor {
+    /// The cursor positioned after `b`.
+    #[must_use]
+    pub fn after(b: &Build) -> Self {
+        Self {
+            created_ms: b.created_ms,
+            build_id: b.build_id.clone(),
+        }
+    }
+
+    /// True when `b` comes after this cursor in newest-first order.
+    #[must_use]
+    pub fn precedes(&self, b: &Build) -> bool {
+        (b.created_ms, b.build_id.as_str()) < (self.created_ms, self.build_id.as_str())
+    }
+}
+
+/// One page of builds, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The builds.
+    pub builds: Vec<Build>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<Cursor>,
+}
+
+/// Side effects written in the same transaction as a build update.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// A notification to queue.
+    pub notification: Option<Notification>,
+    /// An image the build created.
+    pub image: Option<CreatedImage>,
+}
+
+/// A queued notification with its outbox id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// Outbox sequence number.
+    pub id: i64,
+    /// The notification.
+    pub notification: Notification,
+    /// When it was delivered, if it was.
+    pub delivered_ms: Option<i64>,
+}
+
+/// The persistence contract of the service.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Atomically: replays or rejects a reused client token, enforces the in-progress limit,
+    /// inserts the build, claims the token and queues the notification.
+    async fn create_build(
+        &self,
+        build: &Build,
+        token: Option<&TokenClaim>,
+        max_in_progress: u32,
+        notification: Option<&Notification>,
+    ) -> Result<CreateOutcome, StoreError>;
+
+    /// Returns one page of the query's builds after `after`, newest first, at most `limit`.
+    async fn list_builds(
+        &self,
+        query: &BuildQuery,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page, StoreError>;
+
+    /// Returns a build by id, whoever owns it.
+    async fn get_build(&self, build_id: &str) -> Result<Option<Build>, StoreError>;
+
+    /// Returns up to `limit` in-progress builds due at or before `now_ms`, earliest first.
+    async fn due_builds(&self, now_ms: i64, limit: usize) -> Result<Vec<Build>, StoreError>;
+
+    /// Returns the earliest due time of any in-progress build.
+    async fn next_due_ms(&self) -> Result<Option<i64>, StoreError>;
+
+    /// Replaces `build` if its stored version is `expected_version`, with the effects, atomically.
+    async fn update_build(
+        &self,
+        build: &Build,
+        expected_version: u64,
+        effects: &Effects,
+    ) -> Result<(), StoreError>;
+
+    /// Returns an image created by a build.
+    async fn created_image(
+        &self,
+        region: &str,
+        image_id: &str,
+    ) -> Result<Option<CreatedImage>, StoreError>;
+
+    /// Returns up to `limit` undelivered notifications, oldest first.
+    async fn pending_notifications(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// Marks notifications delivered.
+    async fn mark_delivered(&self, ids: &[i64], now_ms: i64) -> Result<(), StoreError>;
+
+    /// Returns every notification (delivered or not) for `topic`, or all, oldest first.
+    async fn notifications(&self, topic: Option<&str>) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// Returns the named 32-byte secret, creating it (randomly) on first use.
+    async fn secret(&self, name: &str) -> Result<Vec<u8>, StoreError>;
+}

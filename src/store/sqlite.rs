@@ -1,0 +1,707 @@
+//! The embedded store: SQLite (bundled) in WAL mode with `synchronous=FULL`, so every
+//! acknowledged write survives a crash of the process or the machine.
+//!
+//! One writer connection serialises writes (`BEGIN IMMEDIATE`), which is what makes the
+//! client-token claim and the concurrent-build limit race-free; a small pool of reader
+//! connections serves listings concurrently. Blocking SQLite calls run on tokio's blocking pool.
+//!
+//! Listing is keyset paging over indexes: one index per filter kind, newest first by
+//! `(created_ms, build_id)`; a multi-valued filter runs one bounded query per value and merges,
+//! so a page costs O(page × values), never O(stored builds).
+//!
+//! Depends on: store (trait), domain.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rand::RngCore;
+use rusqlite::types::Value;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{
+    BuildQuery, CreateOutcome, Cursor, Effects, OutboxEntry, Page, Store, StoreError, TokenClaim,
+};
+use crate::domain::{Build, BuildStatus, CreatedImage, Notification};
+
+const SCHEMA: &str = r"
+CREATE TABLE IF NOT EXISTS builds (
+    build_id   TEXT PRIMARY KEY,
+    account    TEXT NOT NULL,
+    region     TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    status     TEXT NOT NULL,
+    due_ms     INTEGER,
+    version    INTEGER NOT NULL,
+    body       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS builds_by_owner  ON builds(account, region, created_ms, build_id);
+CREATE INDEX IF NOT EXISTS builds_by_status ON builds(account, region, status, created_ms, build_id);
+CREATE INDEX IF NOT EXISTS builds_due       ON builds(due_ms) WHERE due_ms IS NOT NULL;
+CREATE TABLE IF NOT EXISTS build_options (
+    account TEXT NOT NULL, region TEXT NOT NULL, fo_id TEXT NOT NULL,
+    created_ms INTEGER NOT NULL, build_id TEXT NOT NULL,
+    PRIMARY KEY (account, region, fo_id, created_ms, build_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS build_products (
+    account TEXT NOT NULL, region TEXT NOT NULL, product_id TEXT NOT NULL,
+    created_ms INTEGER NOT NULL, build_id TEXT NOT NULL,
+    PRIMARY KEY (account, region, product_id, created_ms, build_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tokens (
+    account TEXT NOT NULL, region TEXT NOT NULL, operation TEXT NOT NULL, token TEXT NOT NULL,
+    param_hash TEXT NOT NULL, build_id TEXT NOT NULL, created_ms INTEGER NOT NULL,
+    PRIMARY KEY (account, region, operation, token)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS images (
+    region TEXT NOT NULL, image_id TEXT NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (region, image_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL, body TEXT NOT NULL, created_ms INTEGER NOT NULL, delivered_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(id) WHERE delivered_ms IS NULL;
+CREATE INDEX IF NOT EXISTS outbox_by_topic ON outbox(topic, id);
+CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1');
+";
+
+const READERS: usize = 4;
+
+struct Inner {
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// The SQLite-backed store.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database `imagebuild.db` in `dir`.
+    ///
+    /// # Errors
+    /// `StoreError::Unavailable` when the directory or database cannot be opened.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create data dir {}: {e}", dir.display()))
+        })?;
+        let path = dir.join("imagebuild.db");
+        let writer = Connection::open(&path).map_err(unavailable)?;
+        configure(&writer, true)?;
+        writer.execute_batch(SCHEMA).map_err(unavailable)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let r = Connection::open(&path).map_err(unavailable)?;
+            configure(&r, false)?;
+            readers.push(r);
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                writer: Mutex::new(writer),
+                readers: Mutex::new(readers),
+            }),
+        })
+    }
+
+    /// Opens a private in-memory database (tests, `--in-memory`); nothing survives the process.
+    ///
+    /// # Errors
+    /// `StoreError::Unavailable` if SQLite cannot allocate it.
+    pub fn in_memory() -> Result<Self, StoreError> {
+        let writer = Connection::open_in_memory().map_err(unavailable)?;
+        writer.execute_batch(SCHEMA).map_err(unavailable)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                writer: Mutex::new(writer),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner
+                .writer
+                .lock()
+                .map_err(|_| StoreError::Unavailable("writer connection poisoned".into()))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner
+                .readers
+                .lock()
+                .map_err(|_| StoreError::Unavailable("reader pool poisoned".into()))?
+                .pop();
+            if let Some(conn) = pooled {
+                let out = f(&conn);
+                if let Ok(mut pool) = inner.readers.lock() {
+                    pool.push(conn);
+                }
+                out
+            } else {
+                let conn = inner
+                    .writer
+                    .lock()
+                    .map_err(|_| StoreError::Unavailable("writer connection poisoned".into()))?;
+                f(&conn)
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
+    }
+}
+
+fn configure(conn: &Connection, writer: bool) -> Result<(), StoreError> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(unavailable)?;
+    if writer {
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(unavailable)?;
+    }
+    // FULL: the WAL is fsynced at every commit, so a response sent after commit is durable.
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(unavailable)?;
+    conn.pragma_update(None, "foreign_keys", "OFF")
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+fn decode_build(body: &str) -> Result<Build, StoreError> {
+    serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("build record: {e}")))
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(format!("encoding record: {e}")))
+}
+
+fn insert_build(tx: &rusqlite::Transaction<'_>, b: &Build) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO builds(build_id, account, region, created_ms, status, due_ms, version, body) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            b.build_id,
+            b.account,
+            b.region,
+            b.created_ms,
+            b.status.as_str(),
+            b.due_ms,
+            i64::try_from(b.version).unwrap_or(i64::MAX),
+            encode(b)?
+        ],
+    )
+    .map_err(unavailable)?;
+    for fo in &b.fulfillment_option_ids {
+        tx.execute(
+            "INSERT OR IGNORE INTO build_options(account, region, fo_id, created_ms, build_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![b.account, b.region, fo, b.created_ms, b.build_id],
+        )
+        .map_err(unavailable)?;
+    }
+    for p in &b.products {
+        tx.execute(
+            "INSERT OR IGNORE INTO build_products(account, region, product_id, created_ms, build_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![b.account, b.region, p.id, b.created_ms, b.build_id],
+        )
+        .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+fn insert_notification(
+    tx: &rusqlite::Transaction<'_>,
+    n: &Notification,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO outbox(topic, body, created_ms) VALUES (?1, ?2, ?3)",
+        params![n.topic_arn, encode(n)?, n.created_ms],
+    )
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+fn collect_builds(
+    stmt: &mut rusqlite::Statement<'_>,
+    args: &[Value],
+) -> Result<Vec<Build>, StoreError> {
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+            r.get::<_, String>(0)
+        })
+        .map_err(unavailable)?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(decode_build(&row.map_err(unavailable)?)?);
+    }
+    Ok(out)
+}
+
+/// Which index drives a listing.
+enum Driver<'a> {
+    Options(&'a [String]),
+    Products(&'a [String]),
+    Status(&'a [BuildStatus]),
+    Owner,
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(",")
+}
+
+fn list_sql(
+    conn: &Connection,
+    q: &BuildQuery,
+    after: Option<&Cursor>,
+    limit: usize,
+) -> Result<Vec<Build>, StoreError> {
+    let fetch = limit + 1;
+    if let Some(ids) = &q.build_ids {
+        // Direct lookups (at most 50 + filter values), then the rest of the query in code.
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT body FROM builds WHERE account = ? AND region = ? AND build_id IN ({})",
+            placeholders(ids.len())
+        );
+        let mut args = vec![Value::Text(q.account.clone()), Value::Text(q.region.clone())];
+        args.extend(ids.iter().map(|i| Value::Text(i.clone())));
+        let mut stmt = conn.prepare(&sql).map_err(unavailable)?;
+        let mut builds: Vec<Build> = collect_builds(&mut stmt, &args)?
+            .into_iter()
+            .filter(|b| q.matches(b) && after.is_none_or(|c| c.precedes(b)))
+            .collect();
+        builds.sort_by(|a, b| (b.created_ms, &b.build_id).cmp(&(a.created_ms, &a.build_id)));
+        builds.truncate(fetch);
+        return Ok(builds);
+    }
+    let driver = if let Some(f) = &q.fulfillment_option_ids {
+        Driver::Options(f)
+    } else if let Some(p) = &q.product_ids {
+        Driver::Products(p)
+    } else if let Some(s) = &q.statuses {
+        Driver::Status(s)
+    } else {
+        Driver::Owner
+    };
+    let values: Vec<Option<Value>> = match driver {
+        Driver::Options(v) | Driver::Products(v) => {
+            v.iter().map(|x| Some(Value::Text(x.clone()))).collect()
+        }
+        Driver::Status(s) => s
+            .iter()
+            .map(|x| Some(Value::Text(x.as_str().to_string())))
+            .collect(),
+        Driver::Owner => vec![None],
+    };
+    let (from, key_col, t) = match driver {
+        Driver::Options(_) => (
+            "build_options d JOIN builds b ON b.build_id = d.build_id",
+            Some("d.fo_id"),
+            "d",
+        ),
+        Driver::Products(_) => (
+            "build_products d JOIN builds b ON b.build_id = d.build_id",
+            Some("d.product_id"),
+            "d",
+        ),
+        Driver::Status(_) => ("builds b", Some("b.status"), "b"),
+        Driver::Owner => ("builds b", None, "b"),
+    };
+    let mut merged: Vec<Build> = Vec::new();
+    for value in values {
+        let mut sql = format!(
+            "SELECT b.body FROM {from} WHERE {t}.account = ? AND {t}.region = ?"
+        );
+        let mut args = vec![Value::Text(q.account.clone()), Value::Text(q.region.clone())];
+        if let (Some(col), Some(v)) = (key_col, value) {
+            sql.push_str(&format!(" AND {col} = ?"));
+            args.push(v);
+        }
+        if let Some(c) = after {
+            sql.push_str(&format!(" AND ({t}.created_ms, {t}.build_id) < (?, ?)"));
+            args.push(Value::Integer(c.created_ms));
+            args.push(Value::Text(c.build_id.clone()));
+        }
+        // Residual criteria that are not the driver.
+        if !matches!(driver, Driver::Status(_)) {
+            if let Some(s) = &q.statuses {
+                sql.push_str(&format!(" AND b.status IN ({})", placeholders(s.len())));
+                args.extend(s.iter().map(|x| Value::Text(x.as_str().to_string())));
+            }
+        }
+        if !matches!(driver, Driver::Products(_)) {
+            if let Some(p) = &q.product_ids {
+                sql.push_str(&format!(
+                    " AND EXISTS (SELECT 1 FROM build_products p WHERE p.account = b.account AND p.region = b.region \
+                     AND p.product_id IN ({}) AND p.created_ms = b.created_ms AND p.build_id = b.build_id)",
+                    placeholders(p.len())
+                ));
+                args.extend(p.iter().map(|x| Value::Text(x.clone())));
+            }
+        }
+        sql.push_str(&format!(
+            " ORDER BY {t}.created_ms DESC, {t}.build_id DESC LIMIT {fetch}"
+        ));
+        let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
+        merged.extend(collect_builds(&mut stmt, &args)?);
+    }
+    merged.sort_by(|a, b| (b.created_ms, &b.build_id).cmp(&(a.created_ms, &a.build_id)));
+    merged.dedup_by(|a, b| a.build_id == b.build_id);
+    merged.truncate(fetch);
+    Ok(merged)
+}
+
+fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, Option<i64>)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+}
+
+fn decode_outbox(rows: Vec<(i64, String, Option<i64>)>) -> Result<Vec<OutboxEntry>, StoreError> {
+    rows.into_iter()
+        .map(|(id, body, delivered_ms)| {
+            let notification = serde_json::from_str(&body)
+                .map_err(|e| StoreError::Corrupt(format!("outbox entry {id}: {e}")))?;
+            Ok(OutboxEntry {
+                id,
+                notification,
+                delivered_ms,
+            })
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_build(
+        &self,
+        build: &Build,
+        token: Option<&TokenClaim>,
+        max_in_progress: u32,
+        notification: Option<&Notification>,
+    ) -> Result<CreateOutcome, StoreError> {
+        let build = build.clone();
+        let token = token.cloned();
+        let notification = notification.cloned();
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            if let Some(t) = &token {
+                let prior: Option<(String, String)> = tx
+                    .query_row(
+                        "SELECT param_hash, build_id FROM tokens WHERE account = ?1 AND region = ?2 AND operation = 'StartBuild' AND token = ?3",
+                        params![build.account, build.region, t.token],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()
+                    .map_err(unavailable)?;
+                if let Some((hash, build_id)) = prior {
+                    if hash != t.param_hash {
+                        return Ok(CreateOutcome::TokenMismatch);
+                    }
+                    let body: String = tx
+                        .query_row("SELECT body FROM builds WHERE build_id = ?1", [build_id], |r| r.get(0))
+                        .map_err(unavailable)?;
+                    return Ok(CreateOutcome::Replayed(Box::new(decode_build(&body)?)));
+                }
+            }
+            let in_progress: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM builds WHERE account = ?1 AND region = ?2 AND status = 'InProgress'",
+                    params![build.account, build.region],
+                    |r| r.get(0),
+                )
+                .map_err(unavailable)?;
+            if in_progress >= i64::from(max_in_progress) {
+                return Ok(CreateOutcome::LimitExceeded { limit: max_in_progress });
+            }
+            insert_build(&tx, &build)?;
+            if let Some(t) = &token {
+                tx.execute(
+                    "INSERT INTO tokens(account, region, operation, token, param_hash, build_id, created_ms) VALUES (?1, ?2, 'StartBuild', ?3, ?4, ?5, ?6)",
+                    params![build.account, build.region, t.token, t.param_hash, build.build_id, build.created_ms],
+                )
+                .map_err(unavailable)?;
+            }
+            if let Some(n) = &notification {
+                insert_notification(&tx, n)?;
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(CreateOutcome::Created)
+        })
+        .await
+    }
+
+    async fn list_builds(
+        &self,
+        query: &BuildQuery,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        let q = query.clone();
+        let after = after.cloned();
+        self.read(move |conn| {
+            let mut builds = list_sql(conn, &q, after.as_ref(), limit)?;
+            let next = if builds.len() > limit {
+                builds.truncate(limit);
+                builds.last().map(Cursor::after)
+            } else {
+                None
+            };
+            Ok(Page { builds, next })
+        })
+        .await
+    }
+
+    async fn get_build(&self, build_id: &str) -> Result<Option<Build>, StoreError> {
+        let id = build_id.to_string();
+        self.read(move |conn| {
+            let body: Option<String> = conn
+                .query_row("SELECT body FROM builds WHERE build_id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(unavailable)?;
+            body.as_deref().map(decode_build).transpose()
+        })
+        .await
+    }
+
+    async fn due_builds(&self, now_ms: i64, limit: usize) -> Result<Vec<Build>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT body FROM builds WHERE due_ms IS NOT NULL AND due_ms <= ?1 ORDER BY due_ms LIMIT ?2",
+                )
+                .map_err(unavailable)?;
+            collect_builds(
+                &mut stmt,
+                &[
+                    Value::Integer(now_ms),
+                    Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)),
+                ],
+            )
+        })
+        .await
+    }
+
+    async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT MIN(due_ms) FROM builds WHERE due_ms IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn update_build(
+        &self,
+        build: &Build,
+        expected_version: u64,
+        effects: &Effects,
+    ) -> Result<(), StoreError> {
+        let build = build.clone();
+        let effects = effects.clone();
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let changed = tx
+                .execute(
+                    "UPDATE builds SET status = ?1, due_ms = ?2, version = ?3, body = ?4 WHERE build_id = ?5 AND version = ?6",
+                    params![
+                        build.status.as_str(),
+                        build.due_ms,
+                        i64::try_from(build.version).unwrap_or(i64::MAX),
+                        encode(&build)?,
+                        build.build_id,
+                        i64::try_from(expected_version).unwrap_or(i64::MAX)
+                    ],
+                )
+                .map_err(unavailable)?;
+            if changed != 1 {
+                return Err(StoreError::ConditionFailed);
+            }
+            if let Some(img) = &effects.image {
+                tx.execute(
+                    "INSERT OR REPLACE INTO images(region, image_id, body) VALUES (?1, ?2, ?3)",
+                    params![img.region, img.image_id, encode(img)?],
+                )
+                .map_err(unavailable)?;
+            }
+            if let Some(n) = &effects.notification {
+                insert_notification(&tx, n)?;
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn created_image(
+        &self,
+        region: &str,
+        image_id: &str,
+    ) -> Result<Option<CreatedImage>, StoreError> {
+        let (region, image_id) = (region.to_string(), image_id.to_string());
+        self.read(move |conn| {
+            let body: Option<String> = conn
+                .query_row(
+                    "SELECT body FROM images WHERE region = ?1 AND image_id = ?2",
+                    params![region, image_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            body.map(|b| {
+                serde_json::from_str(&b)
+                    .map_err(|e| StoreError::Corrupt(format!("image record: {e}")))
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn pending_notifications(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        let rows = self
+            .read(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached("SELECT id, body, delivered_ms FROM outbox WHERE delivered_ms IS NULL ORDER BY id LIMIT ?1")
+                    .map_err(unavailable)?;
+                let rows = stmt
+                    .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], outbox_row)
+                    .map_err(unavailable)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(unavailable)?;
+                Ok(rows)
+            })
+            .await?;
+        decode_outbox(rows)
+    }
+
+    async fn mark_delivered(&self, ids: &[i64], now_ms: i64) -> Result<(), StoreError> {
+        let ids = ids.to_vec();
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(unavailable)?;
+            for id in ids {
+                tx.execute(
+                    "UPDATE outbox SET delivered_ms = ?1 WHERE id = ?2 AND delivered_ms IS NULL",
+                    params![now_ms, id],
+                )
+                .map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn notifications(&self, topic: Option<&str>) -> Result<Vec<OutboxEntry>, StoreError> {
+        let topic = topic.map(str::to_string);
+        let rows = self
+            .read(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached("SELECT id, body, delivered_ms FROM outbox WHERE ?1 IS NULL OR topic = ?1 ORDER BY id")
+                    .map_err(unavailable)?;
+                let rows = stmt
+                    .query_map([topic], outbox_row)
+                    .map_err(unavailable)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(unavailable)?;
+                Ok(rows)
+            })
+            .await?;
+        decode_outbox(rows)
+    }
+
+    async fn secret(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+        let name = name.to_string();
+        self.write(move |conn| {
+            let mut fresh = vec![0u8; 32];
+            rand::thread_rng().fill_bytes(&mut fresh);
+            conn.execute(
+                "INSERT OR IGNORE INTO secrets(name, value) VALUES (?1, ?2)",
+                params![name, fresh],
+            )
+            .map_err(unavailable)?;
+            conn.query_row("SELECT value FROM secrets WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .map_err(unavailable)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct MemoryFactory;
+    impl crate::store::conformance::StoreFactory for MemoryFactory {
+        fn create() -> (Arc<dyn Store>, Option<tempfile::TempDir>) {
+            (Arc::new(SqliteStore::in_memory().unwrap()), None)
+        }
+    }
+
+    struct FileFactory;
+    impl crate::store::conformance::StoreFactory for FileFactory {
+        fn create() -> (Arc<dyn Store>, Option<tempfile::TempDir>) {
+            let dir = tempfile::tempdir().unwrap();
+            (Arc::new(SqliteStore::open(dir.path()).unwrap()), Some(dir))
+        }
+    }
+
+    mod memory {
+        crate::store_conformance_suite!(super::MemoryFactory);
+    }
+    mod file {
+        crate::store_conformance_suite!(super::FileFactory);
+    }
+
+    #[tokio::test]
+    async fn file_store_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = crate::store::conformance::sample_build("acct00000001", 1, "b-1");
+        {
+            let s = SqliteStore::open(dir.path()).unwrap();
+            assert_eq!(s.create_build(&b, None, 10, None).await.unwrap(), CreateOutcome::Created);
+        }
+        let s = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(s.get_build("b-1").await.unwrap(), Some(b));
+        let k1 = s.secret("paging").await.unwrap();
+        drop(s);
+        let s = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(s.secret("paging").await.unwrap(), k1);
+    }
+}

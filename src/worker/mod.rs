@@ -1,0 +1,287 @@
+//! The background worker: advances in-progress builds through their stages as the world
+//! decides, and delivers queued notifications. `tick(now)` does one pass and reports when to
+//! come back; `run` is the thin loop around it.
+//!
+//! Every advance is a conditional write on the build's version, with its notification and any
+//! created image in the same transaction, so two workers (or a restarted one) never advance a
+//! build twice, and a crash between stages just resumes at the stage it was in.
+//!
+//! Depends on: ops (Ctx, config), domain, store (trait), world.
+
+pub mod notify;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+
+use crate::domain::{Build, BuildError, BuildStage, BuildStatus, CreatedImage, Notification};
+use crate::ops::{Ctx, OpsConfig};
+use crate::store::{Effects, StoreError};
+use crate::world::{Image, Tag, World};
+
+/// What one tick did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TickReport {
+    /// Builds advanced by one stage.
+    pub advanced: usize,
+    /// Earliest due time still pending after the tick.
+    pub next_due_ms: Option<i64>,
+}
+
+fn secs_ms(s: u64) -> i64 {
+    i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
+fn new_image_id() -> String {
+    let mut rng = rand::thread_rng();
+    let hex: String = (0..17).map(|_| char::from(b"0123456789abcdef"[rng.gen_range(0..16)])).collect();
+    format!("ami-{hex}")
+}
+
+/// Computes the next state of a due build (pure apart from the new image id).
+#[must_use]
+pub fn advance(b: &Build, world: &World, source: Option<&Image>, cfg: &OpsConfig, now: i64) -> (Build, Option<CreatedImage>) {
+    let mut next = b.clone();
+    next.version = b.version + 1;
+    next.updated_ms = now;
+    let mut image = None;
+    let fail = |n: &mut Build, status: BuildStatus, error: Option<BuildError>| {
+        n.status = status;
+        n.stage = BuildStage::Done;
+        n.due_ms = None;
+        n.error = error;
+    };
+    match b.stage {
+        BuildStage::Provisioning => match source {
+            None => fail(&mut next, BuildStatus::InternalError, None),
+            Some(img) if !img.ssm_agent => fail(
+                &mut next,
+                BuildStatus::Failed,
+                Some(BuildError {
+                    code: "SSMAgentNotFound".into(),
+                    message: format!(
+                        "The SSM agent was not running on the build instance launched from {} or was unreachable. Use a source image with the SSM agent installed and running.",
+                        b.source_image_id
+                    ),
+                }),
+            ),
+            Some(_) => {
+                next.stage = BuildStage::Installing;
+                next.due_ms = Some(now + secs_ms(cfg.install_seconds));
+            }
+        },
+        BuildStage::Installing => {
+            let mut stdout = String::new();
+            let mut stderr = String::new();
+            let mut outcome: Option<(BuildStatus, Option<BuildError>)> = None;
+            for fo in &b.fulfillment_option_ids {
+                let Some((product, version)) = world.fulfillment_option(fo) else {
+                    outcome = Some((BuildStatus::InternalError, None));
+                    break;
+                };
+                let inst = &version.installer;
+                stdout.push_str(&format!("==> {} {} ({fo})\n{}", product.title, version.version, inst.stdout));
+                stderr.push_str(&inst.stderr);
+                if inst.internal_error {
+                    outcome = Some((BuildStatus::InternalError, None));
+                    break;
+                }
+                if inst.duration_seconds > cfg.install_timeout_seconds {
+                    outcome = Some((
+                        BuildStatus::Failed,
+                        Some(BuildError {
+                            code: "InstallFailed".into(),
+                            message: format!("The installer for {fo} timed out after {} seconds.", cfg.install_timeout_seconds),
+                        }),
+                    ));
+                    break;
+                }
+                if inst.exit_code != 0 {
+                    outcome = Some((
+                        BuildStatus::Failed,
+                        Some(BuildError {
+                            code: "InstallFailed".into(),
+                            message: format!("The installer for {fo} exited with a non-zero return value ({}).", inst.exit_code),
+                        }),
+                    ));
+                    break;
+                }
+            }
+            next.stdout = Some(stdout);
+            next.stderr = Some(stderr);
+            match outcome {
+                Some((status, error)) => fail(&mut next, status, error),
+                None => {
+                    next.stage = BuildStage::CreatingImage;
+                    next.due_ms = Some(now + secs_ms(cfg.imaging_seconds));
+                }
+            }
+        }
+        BuildStage::CreatingImage => {
+            let Some(src) = source else {
+                fail(&mut next, BuildStatus::InternalError, None);
+                return (next, None);
+            };
+            let id = new_image_id();
+            let mut img = src.clone();
+            img.image_id.clone_from(&id);
+            img.name = Some(b.destination_image_name.clone());
+            img.description.clone_from(&b.destination_image_description);
+            img.owner_id.clone_from(&b.account);
+            img.public = false;
+            img.shared_with.clear();
+            img.region.clone_from(&b.region);
+            img.state = "available".into();
+            img.product_codes = b
+                .fulfillment_option_ids
+                .iter()
+                .filter_map(|fo| world.fulfillment_option(fo).map(|(p, _)| p.product_code.clone()))
+                .collect();
+            img.tags.push(Tag { key: "AWSMarketplaceFulfillmentID".into(), value: b.fulfillment_option_ids.join(",") });
+            for (i, s) in img.snapshots.iter_mut().enumerate() {
+                s.snapshot_id = format!("snap-{}{i}", &id[4..20]);
+            }
+            image = Some(CreatedImage { image_id: id.clone(), region: b.region.clone(), image: img });
+            next.destination_image_id = Some(id);
+            next.status = BuildStatus::Succeeded;
+            next.stage = BuildStage::Done;
+            next.due_ms = None;
+        }
+        BuildStage::Done => {
+            next.due_ms = None;
+        }
+    }
+    (next, image)
+}
+
+/// One pass: advances every due build by one stage.
+///
+/// # Errors
+/// A store failure (the caller backs off and retries).
+pub async fn tick(ctx: &Ctx, now: i64) -> Result<TickReport, StoreError> {
+    let due = ctx.store.due_builds(now, 64).await?;
+    let world = ctx.world();
+    let mut advanced = 0;
+    for b in due {
+        let source = match world.image(&b.region, &b.source_image_id) {
+            Some(i) => Some(i.clone()),
+            None => ctx.store.created_image(&b.region, &b.source_image_id).await?.map(|c| c.image),
+        };
+        let (next, image) = advance(&b, &world, source.as_ref(), &ctx.config, now);
+        let notification = if next.status == b.status { None } else { Notification::for_build(&next, Some(b.status), now) };
+        let effects = Effects { notification, image };
+        match ctx.store.update_build(&next, b.version, &effects).await {
+            Ok(()) => {
+                advanced += 1;
+                if next.status != b.status {
+                    tracing::info!(build_id = %next.build_id, status = next.status.as_str(), "build finished");
+                }
+            }
+            Err(StoreError::ConditionFailed) => {
+                tracing::debug!(build_id = %b.build_id, "build advanced elsewhere");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(TickReport { advanced, next_due_ms: ctx.store.next_due_ms().await? })
+}
+
+/// Runs the worker until `shutdown` turns true.
+pub async fn run(ctx: Arc<Ctx>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    tracing::debug!("worker started");
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let now = ctx.clock.now_ms();
+        let wait_ms = match tick(&ctx, now).await {
+            Ok(r) if r.advanced > 0 => {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            // Cap the sleep so a moved (virtual) clock is noticed within a second.
+            Ok(r) => r.next_due_ms.map_or(1000, |d| (d - now).clamp(0, 1000)),
+            Err(e) => {
+                tracing::warn!(error = %e, "worker tick failed; retrying");
+                500
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0))) => {}
+            () = ctx.worker.woken() => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    tracing::debug!("worker stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance::sample_build;
+
+    fn world() -> World {
+        World::demo().unwrap()
+    }
+
+    fn build_for(fo: &str, image: &str) -> Build {
+        let mut b = sample_build("123456789012", 1000, "b1");
+        b.fulfillment_option_ids = vec![fo.into()];
+        b.source_image_id = image.into();
+        b
+    }
+
+    fn run_to_end(mut b: Build) -> (Build, Option<CreatedImage>) {
+        let w = world();
+        let cfg = OpsConfig::default();
+        let mut created = None;
+        for step in 0..5 {
+            if b.status.is_terminal() {
+                break;
+            }
+            let src = w.image(&b.region, &b.source_image_id).cloned();
+            let (n, img) = advance(&b, &w, src.as_ref(), &cfg, 2000 + step);
+            assert_eq!(n.version, b.version + 1);
+            if img.is_some() {
+                created = img;
+            }
+            b = n;
+        }
+        (b, created)
+    }
+
+    #[test]
+    fn good_installer_succeeds_and_creates_an_owned_tagged_image() {
+        let (b, img) = run_to_end(build_for("fo-ids4xf7qagwyc", "ami-0a1b2c3d4e5f60718"));
+        assert_eq!(b.status, BuildStatus::Succeeded);
+        assert_eq!(b.due_ms, None);
+        let img = img.unwrap();
+        assert_eq!(Some(img.image_id.clone()), b.destination_image_id);
+        assert!(crate::world::is_image_id(&img.image_id) && img.image_id.len() == 21);
+        assert_eq!(img.image.owner_id, "123456789012");
+        assert_eq!(img.image.product_codes, vec!["8a7b6c5d4e3f2g1h0i9j8k7l6"]);
+        assert!(img.image.tags.iter().any(|t| t.key == "AWSMarketplaceFulfillmentID" && t.value == "fo-ids4xf7qagwyc"));
+        assert!(b.stdout.unwrap().contains("installed"));
+    }
+
+    #[test]
+    fn missing_ssm_agent_fails_before_installing() {
+        let (b, img) = run_to_end(build_for("fo-ids4xf7qagwyc", "ami-0c1b2c3d4e5f60718"));
+        assert_eq!(b.status, BuildStatus::Failed);
+        assert_eq!(b.error.unwrap().code, "SSMAgentNotFound");
+        assert!(img.is_none() && b.stdout.is_none());
+    }
+
+    #[test]
+    fn failing_timing_out_and_broken_installers() {
+        let (b, _) = run_to_end(build_for("fo-demofailinstall", "ami-0a1b2c3d4e5f60718"));
+        assert_eq!((b.status, b.error.as_ref().unwrap().code.as_str()), (BuildStatus::Failed, "InstallFailed"));
+        assert!(b.stderr.unwrap().contains("exit status 1"));
+        let (b, _) = run_to_end(build_for("fo-demotimeout01", "ami-0a1b2c3d4e5f60718"));
+        assert!(b.error.unwrap().message.contains("timed out"));
+        let (b, _) = run_to_end(build_for("fo-demointernal01", "ami-0a1b2c3d4e5f60718"));
+        assert_eq!(b.status, BuildStatus::InternalError);
+        assert!(b.error.is_none());
+    }
+}
