@@ -65,7 +65,10 @@ impl App {
     ///
     /// # Errors
     /// `StartError` naming what is wrong.
-    pub async fn build_with_clock(config: &ServeConfig, clock: Arc<dyn Clock>) -> Result<App, StartError> {
+    pub async fn build_with_clock(
+        config: &ServeConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<App, StartError> {
         let world = match &config.world {
             Some(path) => World::from_file(path)?,
             None => World::demo()?,
@@ -87,10 +90,29 @@ impl App {
             url_key,
         });
         let model = Model::parse(IMAGE_BUILD_MODEL)?;
-        let service = Arc::new(Service::new(ctx, model, StaticCredentials::development(), config.protocol()));
-        let listener = TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { addr: config.listen, source })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
-        Ok(App { service, listener, addr, max_connections: config.max_connections })
+        let service = Arc::new(Service::new(
+            ctx,
+            model,
+            StaticCredentials::development(),
+            config.protocol(),
+        ));
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        Ok(App {
+            service,
+            listener,
+            addr,
+            max_connections: config.max_connections,
+        })
     }
 
     /// Runs server, worker and notifier until `shutdown` turns true, then drains and stops.

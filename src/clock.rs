@@ -151,7 +151,13 @@ mod tests {
 
     #[test]
     fn malformed_dates_are_rejected() {
-        for bad in ["2024-01-15T12:00:00Z", "20240115T120000", "20241315T120000Z", "20240230T120000Z", "2024011XT120000Z"] {
+        for bad in [
+            "2024-01-15T12:00:00Z",
+            "20240115T120000",
+            "20241315T120000Z",
+            "20240230T120000Z",
+            "2024011XT120000Z",
+        ] {
             assert!(parse_iso8601_basic(bad).is_none(), "{bad}");
         }
     }

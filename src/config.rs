@@ -51,7 +51,11 @@ pub struct ServeConfig {
     #[arg(long, env = "IMAGEBUILD_IMAGING_SECONDS", default_value_t = 2)]
     pub imaging_seconds: u64,
     /// Installers whose world DurationSeconds exceed this fail with InstallFailed.
-    #[arg(long, env = "IMAGEBUILD_INSTALL_TIMEOUT_SECONDS", default_value_t = 3600)]
+    #[arg(
+        long,
+        env = "IMAGEBUILD_INSTALL_TIMEOUT_SECONDS",
+        default_value_t = 3600
+    )]
     pub install_timeout_seconds: u64,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "IMAGEBUILD_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
@@ -60,7 +64,11 @@ pub struct ServeConfig {
     #[arg(long, env = "IMAGEBUILD_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
     /// Accept requests without verifying SigV4 signatures (logged loudly at start).
-    #[arg(long, env = "IMAGEBUILD_INSECURE_NO_SIGNATURE_CHECK", default_value_t = false)]
+    #[arg(
+        long,
+        env = "IMAGEBUILD_INSECURE_NO_SIGNATURE_CHECK",
+        default_value_t = false
+    )]
     pub insecure_no_signature_check: bool,
 }
 

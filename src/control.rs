@@ -26,17 +26,30 @@ fn query_map(q: Option<&str>) -> HashMap<String, String> {
         .collect()
 }
 
-fn s3_style_error(status: StatusCode, code: &str, message: &str, request_id: &str) -> Response<Full<Bytes>> {
+fn s3_style_error(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    request_id: &str,
+) -> Response<Full<Bytes>> {
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message><RequestId>{request_id}</RequestId></Error>"
     );
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/xml"));
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/xml"),
+    );
     resp
 }
 
-async fn serve_log(ctx: &Ctx, rest: &str, query: Option<&str>, request_id: &str) -> Response<Full<Bytes>> {
+async fn serve_log(
+    ctx: &Ctx,
+    rest: &str,
+    query: Option<&str>,
+    request_id: &str,
+) -> Response<Full<Bytes>> {
     let denied = |m: &str| s3_style_error(StatusCode::FORBIDDEN, "AccessDenied", m, request_id);
     let Some((build_id, stream)) = rest.split_once('/') else {
         return denied("Invalid URL");
@@ -45,7 +58,10 @@ async fn serve_log(ctx: &Ctx, rest: &str, query: Option<&str>, request_id: &str)
         return denied("Invalid URL");
     };
     let q = query_map(query);
-    let (Some(expires), Some(sig)) = (q.get("Expires").and_then(|e| e.parse::<i64>().ok()), q.get("Signature")) else {
+    let (Some(expires), Some(sig)) = (
+        q.get("Expires").and_then(|e| e.parse::<i64>().ok()),
+        q.get("Signature"),
+    ) else {
         return denied("Query-string authentication requires the Signature and Expires parameters");
     };
     let build = match ctx.store.get_build(build_id).await {
@@ -53,11 +69,26 @@ async fn serve_log(ctx: &Ctx, rest: &str, query: Option<&str>, request_id: &str)
         Ok(None) => return denied("Access Denied"),
         Err(e) => {
             tracing::error!(error = %e, "store failure serving log");
-            return s3_style_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "We encountered an internal error. Please try again.", request_id);
+            return s3_style_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                "We encountered an internal error. Please try again.",
+                request_id,
+            );
         }
     };
-    if !logs::verify(&ctx.url_key, &build.account, &build.region, build_id, stream, expires, sig) {
-        return denied("The request signature we calculated does not match the signature you provided.");
+    if !logs::verify(
+        &ctx.url_key,
+        &build.account,
+        &build.region,
+        build_id,
+        stream,
+        expires,
+        sig,
+    ) {
+        return denied(
+            "The request signature we calculated does not match the signature you provided.",
+        );
     }
     if ctx.clock.now_ms() / 1000 > expires {
         return denied("Request has expired");
@@ -67,17 +98,36 @@ async fn serve_log(ctx: &Ctx, rest: &str, query: Option<&str>, request_id: &str)
         Stream::Stderr => build.stderr.unwrap_or_default(),
     };
     let mut resp = Response::new(Full::new(Bytes::from(text)));
-    resp.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     resp
 }
 
 /// Handles a request under `PREFIX`.
-pub async fn handle(ctx: &Ctx, req: Request<hyper::body::Incoming>, request_id: &str) -> Response<Full<Bytes>> {
+pub async fn handle(
+    ctx: &Ctx,
+    req: Request<hyper::body::Incoming>,
+    request_id: &str,
+) -> Response<Full<Bytes>> {
     let path = req.uri().path().trim_start_matches(PREFIX).to_string();
     let query = req.uri().query().map(str::to_string);
-    let not_found = || ApiError::framework("ResourceNotFoundException", StatusCode::NOT_FOUND, Some(format!("No control endpoint {PREFIX}{path}"))).into_response(request_id);
+    let not_found = || {
+        ApiError::framework(
+            "ResourceNotFoundException",
+            StatusCode::NOT_FOUND,
+            Some(format!("No control endpoint {PREFIX}{path}")),
+        )
+        .into_response(request_id)
+    };
     if req.method() != Method::GET {
-        return ApiError::framework("MethodNotAllowedException", StatusCode::METHOD_NOT_ALLOWED, Some("Only GET is supported here".into())).into_response(request_id);
+        return ApiError::framework(
+            "MethodNotAllowedException",
+            StatusCode::METHOD_NOT_ALLOWED,
+            Some("Only GET is supported here".into()),
+        )
+        .into_response(request_id);
     }
     if let Some(rest) = path.strip_prefix("logs/") {
         return serve_log(ctx, rest, query.as_deref(), request_id).await;
@@ -99,7 +149,11 @@ pub async fn handle(ctx: &Ctx, req: Request<hyper::body::Incoming>, request_id: 
         }
         "notifications" => {
             let q = query_map(query.as_deref());
-            match ctx.store.notifications(q.get("TopicArn").map(String::as_str)).await {
+            match ctx
+                .store
+                .notifications(q.get("TopicArn").map(String::as_str))
+                .await
+            {
                 Ok(entries) => {
                     let list: Vec<_> = entries
                         .into_iter()
@@ -112,9 +166,18 @@ pub async fn handle(ctx: &Ctx, req: Request<hyper::body::Incoming>, request_id: 
                             })
                         })
                         .collect();
-                    json_response(StatusCode::OK, json!({ "Notifications": list }).to_string(), request_id)
+                    json_response(
+                        StatusCode::OK,
+                        json!({ "Notifications": list }).to_string(),
+                        request_id,
+                    )
                 }
-                Err(_) => ApiError::framework("InternalFailure", StatusCode::INTERNAL_SERVER_ERROR, Some("store unavailable".into())).into_response(request_id),
+                Err(_) => ApiError::framework(
+                    "InternalFailure",
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Some("store unavailable".into()),
+                )
+                .into_response(request_id),
             }
         }
         _ => not_found(),

@@ -227,8 +227,14 @@ mod tests {
 
     #[test]
     fn status_filter_values_are_kebab_case_and_case_sensitive() {
-        assert_eq!(BuildStatus::from_filter_value("in-progress"), Some(BuildStatus::InProgress));
-        assert_eq!(BuildStatus::from_filter_value("internal-error"), Some(BuildStatus::InternalError));
+        assert_eq!(
+            BuildStatus::from_filter_value("in-progress"),
+            Some(BuildStatus::InProgress)
+        );
+        assert_eq!(
+            BuildStatus::from_filter_value("internal-error"),
+            Some(BuildStatus::InternalError)
+        );
         assert_eq!(BuildStatus::from_filter_value("InProgress"), None);
         assert_eq!(BuildStatus::from_filter_value("Failed"), None);
         assert!(BuildStatus::Failed.is_terminal());

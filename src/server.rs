@@ -19,7 +19,12 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `listener` until `shutdown` turns true.
-pub async fn serve(listener: TcpListener, service: Arc<Service>, max_connections: usize, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    service: Arc<Service>,
+    max_connections: usize,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(max_connections.max(1)));
     loop {
@@ -62,7 +67,10 @@ pub async fn serve(listener: TcpListener, service: Arc<Service>, max_connections
         });
     }
     tracing::info!("shutting down: draining in-flight requests");
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("drain timed out; closing remaining connections");
     }
 }

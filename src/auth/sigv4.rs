@@ -45,7 +45,11 @@ pub struct Verifier<C> {
 impl<C: CredentialStore> Verifier<C> {
     /// Creates a verifier for `service` (the model's `signingName`).
     pub fn new(credentials: C, service: &str) -> Self {
-        Self { credentials, service: service.to_string(), key_cache: Mutex::new(HashMap::new()) }
+        Self {
+            credentials,
+            service: service.to_string(),
+            key_cache: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Verifies `req` at time `now_ms` and returns the caller.
@@ -53,8 +57,15 @@ impl<C: CredentialStore> Verifier<C> {
     /// # Errors
     /// The `AuthError` AWS would answer with.
     pub fn verify(&self, req: &SignedRequest<'_>, now_ms: i64) -> Result<Principal, AuthError> {
-        let has_query_auth = req.query.split('&').any(|kv| kv.split('=').next() == Some("X-Amz-Algorithm"));
-        let auth_values: Vec<&http::HeaderValue> = req.headers.get_all(http::header::AUTHORIZATION).iter().collect();
+        let has_query_auth = req
+            .query
+            .split('&')
+            .any(|kv| kv.split('=').next() == Some("X-Amz-Algorithm"));
+        let auth_values: Vec<&http::HeaderValue> = req
+            .headers
+            .get_all(http::header::AUTHORIZATION)
+            .iter()
+            .collect();
         if has_query_auth && !auth_values.is_empty() {
             return Err(AuthError::InvalidSignature("Found both 'X-Amz-Algorithm' as a query-string param and 'Authorization' as HTTP header.".into()));
         }
@@ -67,15 +78,22 @@ impl<C: CredentialStore> Verifier<C> {
             return Err(AuthError::MissingAuthenticationToken);
         };
         if auth_values.len() > 1 {
-            return Err(AuthError::IncompleteSignature("Only one Authorization header is allowed.".into()));
+            return Err(AuthError::IncompleteSignature(
+                "Only one Authorization header is allowed.".into(),
+            ));
         }
-        let header = raw
-            .to_str()
-            .map_err(|_| AuthError::IncompleteSignature("Authorization header contains characters that are not printable ASCII.".into()))?;
+        let header = raw.to_str().map_err(|_| {
+            AuthError::IncompleteSignature(
+                "Authorization header contains characters that are not printable ASCII.".into(),
+            )
+        })?;
         let parsed = parse_authorization(header, req.headers)?;
 
         // Request time: X-Amz-Date, else Date; both in ISO-8601 basic format.
-        let (date_header, date_value) = match (header_str(req.headers, "x-amz-date")?, header_str(req.headers, "date")?) {
+        let (date_header, date_value) = match (
+            header_str(req.headers, "x-amz-date")?,
+            header_str(req.headers, "date")?,
+        ) {
             (Some(v), _) => ("x-amz-date", v),
             (None, Some(v)) => ("date", v),
             (None, None) => unreachable_date(header)?,
@@ -101,18 +119,30 @@ impl<C: CredentialStore> Verifier<C> {
             )));
         }
         if !crate::world::is_region(&scope.region) {
-            return Err(AuthError::InvalidSignature(format!("Credential should be scoped to a valid region, not '{}'. ", scope.region)));
+            return Err(AuthError::InvalidSignature(format!(
+                "Credential should be scoped to a valid region, not '{}'. ",
+                scope.region
+            )));
         }
         if scope.service != self.service {
-            return Err(AuthError::InvalidSignature(format!("Credential should be scoped to correct service: '{}'. ", self.service)));
+            return Err(AuthError::InvalidSignature(format!(
+                "Credential should be scoped to correct service: '{}'. ",
+                self.service
+            )));
         }
         if !parsed.signed_headers.iter().any(|h| h == "host") {
-            return Err(AuthError::InvalidSignature("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.".into()));
+            return Err(AuthError::InvalidSignature(
+                "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.".into(),
+            ));
         }
         if !parsed.signed_headers.iter().any(|h| h == date_header) {
             return Err(AuthError::InvalidSignature(format!(
                 "'{}' must be a 'SignedHeader' in the AWS Authorization.",
-                if date_header == "date" { "Date" } else { "X-Amz-Date" }
+                if date_header == "date" {
+                    "Date"
+                } else {
+                    "X-Amz-Date"
+                }
             )));
         }
         if t_ms < now_ms - MAX_SKEW_MS {
@@ -132,7 +162,10 @@ impl<C: CredentialStore> Verifier<C> {
             )));
         }
 
-        let credential = self.credentials.lookup(&scope.access_key).ok_or(AuthError::UnrecognizedClient)?;
+        let credential = self
+            .credentials
+            .lookup(&scope.access_key)
+            .ok_or(AuthError::UnrecognizedClient)?;
         if header_str(req.headers, "x-amz-security-token")?.is_some() {
             // Long-term keys carry no session token; temporary credentials come with the
             // accounts file (security issue).
@@ -161,17 +194,36 @@ impl<C: CredentialStore> Verifier<C> {
             scope.service,
             hex::encode(Sha256::digest(canonical.as_bytes()))
         );
-        let key = self.signing_key(&scope.access_key, credential.secret.expose(), t_ms, &scope.date, &scope.region);
+        let key = self.signing_key(
+            &scope.access_key,
+            credential.secret.expose(),
+            t_ms,
+            &scope.date,
+            &scope.region,
+        );
         let expected = aws_sigv4::sign::v4::calculate_signature(&key, string_to_sign.as_bytes());
-        if expected.len() != parsed.signature.len() || !bool::from(expected.as_bytes().ct_eq(parsed.signature.as_bytes())) {
+        if expected.len() != parsed.signature.len()
+            || !bool::from(expected.as_bytes().ct_eq(parsed.signature.as_bytes()))
+        {
             return Err(AuthError::InvalidSignature(
                 "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.".into(),
             ));
         }
-        Ok(Principal { account: credential.account, access_key: credential.access_key, region: scope.region.clone() })
+        Ok(Principal {
+            account: credential.account,
+            access_key: credential.access_key,
+            region: scope.region.clone(),
+        })
     }
 
-    fn signing_key(&self, access_key: &str, secret: &str, t_ms: i64, date: &str, region: &str) -> Vec<u8> {
+    fn signing_key(
+        &self,
+        access_key: &str,
+        secret: &str,
+        t_ms: i64,
+        date: &str,
+        region: &str,
+    ) -> Vec<u8> {
         let cache_key = (access_key.to_string(), date.to_string(), region.to_string());
         if let Ok(cache) = self.key_cache.lock() {
             if let Some(k) = cache.get(&cache_key) {
@@ -179,7 +231,9 @@ impl<C: CredentialStore> Verifier<C> {
             }
         }
         let t = UNIX_EPOCH + Duration::from_millis(u64::try_from(t_ms).unwrap_or(0));
-        let key = aws_sigv4::sign::v4::generate_signing_key(secret, t, region, &self.service).as_ref().to_vec();
+        let key = aws_sigv4::sign::v4::generate_signing_key(secret, t, region, &self.service)
+            .as_ref()
+            .to_vec();
         if let Ok(mut cache) = self.key_cache.lock() {
             if cache.len() > 10_000 {
                 cache.clear();
@@ -204,7 +258,9 @@ fn header_str(headers: &http::HeaderMap, name: &str) -> Result<Option<String>, A
     let mut parts = Vec::with_capacity(values.len());
     for v in values {
         let s = v.to_str().map_err(|_| {
-            AuthError::IncompleteSignature(format!("Header '{name}' contains characters that are not printable ASCII."))
+            AuthError::IncompleteSignature(format!(
+                "Header '{name}' contains characters that are not printable ASCII."
+            ))
         })?;
         parts.push(s.trim().to_string());
     }
@@ -228,7 +284,9 @@ struct ParsedAuth {
 fn parse_authorization(header: &str, headers: &http::HeaderMap) -> Result<ParsedAuth, AuthError> {
     let (algorithm, rest) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
     if algorithm != "AWS4-HMAC-SHA256" {
-        return Err(AuthError::IncompleteSignature(format!("Unsupported AWS 'algorithm': '{algorithm}'.")));
+        return Err(AuthError::IncompleteSignature(format!(
+            "Unsupported AWS 'algorithm': '{algorithm}'."
+        )));
     }
     let mut credential = None;
     let mut signed_headers = None;
@@ -251,19 +309,33 @@ fn parse_authorization(header: &str, headers: &http::HeaderMap) -> Result<Parsed
         }
     }
     let mut missing = String::new();
-    for (name, present) in [("Credential", credential.is_some()), ("Signature", signature.is_some()), ("SignedHeaders", signed_headers.is_some())] {
+    for (name, present) in [
+        ("Credential", credential.is_some()),
+        ("Signature", signature.is_some()),
+        ("SignedHeaders", signed_headers.is_some()),
+    ] {
         if !present {
-            missing.push_str(&format!("Authorization header requires '{name}' parameter. "));
+            missing.push_str(&format!(
+                "Authorization header requires '{name}' parameter. "
+            ));
         }
     }
     if headers.get("x-amz-date").is_none() && headers.get(http::header::DATE).is_none() {
-        missing.push_str("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. ");
+        missing.push_str(
+            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. ",
+        );
     }
     if !missing.is_empty() {
-        return Err(AuthError::IncompleteSignature(format!("{missing}Authorization={header}")));
+        return Err(AuthError::IncompleteSignature(format!(
+            "{missing}Authorization={header}"
+        )));
     }
-    let (Some(credential), Some(signed_headers), Some(signature)) = (credential, signed_headers, signature) else {
-        return Err(AuthError::IncompleteSignature(format!("Authorization={header}")));
+    let (Some(credential), Some(signed_headers), Some(signature)) =
+        (credential, signed_headers, signature)
+    else {
+        return Err(AuthError::IncompleteSignature(format!(
+            "Authorization={header}"
+        )));
     };
     let parts: Vec<&str> = credential.split('/').collect();
     if parts.len() != 5 {
@@ -271,7 +343,11 @@ fn parse_authorization(header: &str, headers: &http::HeaderMap) -> Result<Parsed
             "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '{credential}'"
         )));
     }
-    let signed_headers: Vec<String> = signed_headers.split(';').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect();
+    let signed_headers: Vec<String> = signed_headers
+        .split(';')
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .collect();
     Ok(ParsedAuth {
         scope: Scope {
             access_key: parts[0].to_string(),
@@ -289,7 +365,9 @@ fn uri_encode(s: &str, encode_slash: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             b'/' if !encode_slash => out.push('/'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -329,7 +407,13 @@ fn canonical_uri(path: &str) -> String {
         }
     }
     let mut out = String::from("/");
-    out.push_str(&segments.iter().map(|s| uri_encode(s, true)).collect::<Vec<_>>().join("/"));
+    out.push_str(
+        &segments
+            .iter()
+            .map(|s| uri_encode(s, true))
+            .collect::<Vec<_>>()
+            .join("/"),
+    );
     if path.ends_with('/') && !segments.is_empty() {
         out.push('/');
     }
@@ -342,15 +426,26 @@ fn canonical_query(query: &str) -> String {
         .filter(|kv| !kv.is_empty())
         .map(|kv| {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (uri_encode(&percent_decode(k), true), uri_encode(&percent_decode(v), true))
+            (
+                uri_encode(&percent_decode(k), true),
+                uri_encode(&percent_decode(v), true),
+            )
         })
         .filter(|(k, _)| k != "X-Amz-Signature")
         .collect();
     pairs.sort();
-    pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
-fn canonical_request(req: &SignedRequest<'_>, signed: &[String], payload_hash: &str) -> Result<String, AuthError> {
+fn canonical_request(
+    req: &SignedRequest<'_>,
+    signed: &[String],
+    payload_hash: &str,
+) -> Result<String, AuthError> {
     let mut headers = String::new();
     for name in signed {
         let value = header_str(req.headers, name)?.ok_or_else(|| {
@@ -382,7 +477,11 @@ mod tests {
 
     fn verifier() -> Verifier<StaticCredentials> {
         let mut c = StaticCredentials::default();
-        c.insert(Credential { access_key: "AKIDEXAMPLE".into(), secret: Secret::new(KAT_SECRET), account: "111122223333".into() });
+        c.insert(Credential {
+            access_key: "AKIDEXAMPLE".into(),
+            secret: Secret::new(KAT_SECRET),
+            account: "111122223333".into(),
+        });
         Verifier::new(c, "aws-marketplace")
     }
 
@@ -390,8 +489,14 @@ mod tests {
         let mut h = http::HeaderMap::new();
         h.insert("host", "127.0.0.1:18099".parse().unwrap());
         h.insert("x-amz-date", "20240115T120000Z".parse().unwrap());
-        h.insert("x-amz-target", "AWSMPImageBuilding.DescribeBuilds".parse().unwrap());
-        h.insert("content-type", "application/x-amz-json-1.1".parse().unwrap());
+        h.insert(
+            "x-amz-target",
+            "AWSMPImageBuilding.DescribeBuilds".parse().unwrap(),
+        );
+        h.insert(
+            "content-type",
+            "application/x-amz-json-1.1".parse().unwrap(),
+        );
         h.insert(
             "authorization",
             format!("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240115/us-east-1/aws-marketplace/aws4_request, SignedHeaders={signed}, Signature={sig}").parse().unwrap(),
@@ -402,71 +507,162 @@ mod tests {
     const NOW: i64 = 1_705_320_060_000; // 20240115T120100Z
 
     fn req<'a>(h: &'a http::HeaderMap, body: &'a [u8]) -> SignedRequest<'a> {
-        SignedRequest { method: "POST", path: "/", query: "", headers: h, body }
+        SignedRequest {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: h,
+            body,
+        }
     }
 
     #[test]
     fn kat1_verifies() {
-        let h = kat_headers("7209877dfb823e860e200611680cbee0c382b39fe8ef982f0ff907cf9825baa2", "content-type;host;x-amz-date;x-amz-target");
+        let h = kat_headers(
+            "7209877dfb823e860e200611680cbee0c382b39fe8ef982f0ff907cf9825baa2",
+            "content-type;host;x-amz-date;x-amz-target",
+        );
         let p = verifier().verify(&req(&h, b"{}"), NOW).unwrap();
         assert_eq!(p.account, "111122223333");
         assert_eq!(p.region, "us-east-1");
-        let canonical = canonical_request(&req(&h, b"{}"), &["content-type".into(), "host".into(), "x-amz-date".into(), "x-amz-target".into()], &hex::encode(Sha256::digest(b"{}"))).unwrap();
-        assert_eq!(hex::encode(Sha256::digest(canonical.as_bytes())), "8b280f02ffb1b86a3d4e369763bab8dd8e423ed532fc13f6d7e769f5043c8ce3");
+        let canonical = canonical_request(
+            &req(&h, b"{}"),
+            &[
+                "content-type".into(),
+                "host".into(),
+                "x-amz-date".into(),
+                "x-amz-target".into(),
+            ],
+            &hex::encode(Sha256::digest(b"{}")),
+        )
+        .unwrap();
+        assert_eq!(
+            hex::encode(Sha256::digest(canonical.as_bytes())),
+            "8b280f02ffb1b86a3d4e369763bab8dd8e423ed532fc13f6d7e769f5043c8ce3"
+        );
     }
 
     #[test]
     fn kat2_session_token_canonical_request_matches() {
-        let mut h = kat_headers("6067d011bfb41c723fc03b0b7080ea3fd6d4cb02ec3310c273460c42f82f4fa0", "content-type;host;x-amz-date;x-amz-security-token;x-amz-target");
-        h.insert("x-amz-security-token", "FQoGZXIvYXdzEXAMPLETOKEN".parse().unwrap());
-        let signed: Vec<String> = "content-type;host;x-amz-date;x-amz-security-token;x-amz-target".split(';').map(str::to_string).collect();
-        let canonical = canonical_request(&req(&h, b"{}"), &signed, &hex::encode(Sha256::digest(b"{}"))).unwrap();
-        assert_eq!(hex::encode(Sha256::digest(canonical.as_bytes())), "7f3c92bbcf802ec3c474c8c0e985170d330edd70b24c6b236909caa950e0e91f");
-        let key = aws_sigv4::sign::v4::generate_signing_key(KAT_SECRET, UNIX_EPOCH + Duration::from_secs(1_705_320_000), "us-east-1", "aws-marketplace");
+        let mut h = kat_headers(
+            "6067d011bfb41c723fc03b0b7080ea3fd6d4cb02ec3310c273460c42f82f4fa0",
+            "content-type;host;x-amz-date;x-amz-security-token;x-amz-target",
+        );
+        h.insert(
+            "x-amz-security-token",
+            "FQoGZXIvYXdzEXAMPLETOKEN".parse().unwrap(),
+        );
+        let signed: Vec<String> = "content-type;host;x-amz-date;x-amz-security-token;x-amz-target"
+            .split(';')
+            .map(str::to_string)
+            .collect();
+        let canonical = canonical_request(
+            &req(&h, b"{}"),
+            &signed,
+            &hex::encode(Sha256::digest(b"{}")),
+        )
+        .unwrap();
+        assert_eq!(
+            hex::encode(Sha256::digest(canonical.as_bytes())),
+            "7f3c92bbcf802ec3c474c8c0e985170d330edd70b24c6b236909caa950e0e91f"
+        );
+        let key = aws_sigv4::sign::v4::generate_signing_key(
+            KAT_SECRET,
+            UNIX_EPOCH + Duration::from_secs(1_705_320_000),
+            "us-east-1",
+            "aws-marketplace",
+        );
         let sts = format!("AWS4-HMAC-SHA256\n20240115T120000Z\n20240115/us-east-1/aws-marketplace/aws4_request\n{}", hex::encode(Sha256::digest(canonical.as_bytes())));
-        assert_eq!(aws_sigv4::sign::v4::calculate_signature(key, sts.as_bytes()), "6067d011bfb41c723fc03b0b7080ea3fd6d4cb02ec3310c273460c42f82f4fa0");
+        assert_eq!(
+            aws_sigv4::sign::v4::calculate_signature(key, sts.as_bytes()),
+            "6067d011bfb41c723fc03b0b7080ea3fd6d4cb02ec3310c273460c42f82f4fa0"
+        );
     }
 
     #[test]
     fn kat3_changed_body_does_not_verify() {
-        let h = kat_headers("7209877dfb823e860e200611680cbee0c382b39fe8ef982f0ff907cf9825baa2", "content-type;host;x-amz-date;x-amz-target");
+        let h = kat_headers(
+            "7209877dfb823e860e200611680cbee0c382b39fe8ef982f0ff907cf9825baa2",
+            "content-type;host;x-amz-date;x-amz-target",
+        );
         let err = verifier().verify(&req(&h, b"{ }"), NOW).unwrap_err();
-        assert!(matches!(err, AuthError::InvalidSignature(m) if m.starts_with("The request signature we calculated")));
+        assert!(
+            matches!(err, AuthError::InvalidSignature(m) if m.starts_with("The request signature we calculated"))
+        );
     }
 
     #[test]
     fn clock_skew_messages_match_aws() {
-        let h = kat_headers("7209877dfb823e860e200611680cbee0c382b39fe8ef982f0ff907cf9825baa2", "content-type;host;x-amz-date;x-amz-target");
-        let err = verifier().verify(&req(&h, b"{}"), 1_705_320_000_000 + 5 * 60_000 + 1000).unwrap_err();
+        let h = kat_headers(
+            "7209877dfb823e860e200611680cbee0c382b39fe8ef982f0ff907cf9825baa2",
+            "content-type;host;x-amz-date;x-amz-target",
+        );
+        let err = verifier()
+            .verify(&req(&h, b"{}"), 1_705_320_000_000 + 5 * 60_000 + 1000)
+            .unwrap_err();
         assert_eq!(err, AuthError::InvalidSignature("Signature expired: 20240115T120000Z is now earlier than 20240115T120001Z (20240115T120501Z - 5 min.)".into()));
-        let err = verifier().verify(&req(&h, b"{}"), 1_705_320_000_000 - 5 * 60_000 - 1000).unwrap_err();
+        let err = verifier()
+            .verify(&req(&h, b"{}"), 1_705_320_000_000 - 5 * 60_000 - 1000)
+            .unwrap_err();
         assert_eq!(err, AuthError::InvalidSignature("Signature not yet current: 20240115T120000Z is still later than 20240115T115959Z (20240115T115459Z + 5 min.)".into()));
     }
 
     #[test]
     fn malformed_headers_get_incomplete_signature() {
         let mut h = kat_headers("x", "host");
-        h.insert("authorization", "AWS4-HMAC-SHA512 Credential=a".parse().unwrap());
-        assert_eq!(verifier().verify(&req(&h, b"{}"), NOW).unwrap_err(), AuthError::IncompleteSignature("Unsupported AWS 'algorithm': 'AWS4-HMAC-SHA512'.".into()));
-        h.insert("authorization", "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE, SignedHeaders=host, Signature=abc".parse().unwrap());
-        assert!(matches!(verifier().verify(&req(&h, b"{}"), NOW).unwrap_err(), AuthError::IncompleteSignature(m) if m.starts_with("Credential must have exactly 5")));
+        h.insert(
+            "authorization",
+            "AWS4-HMAC-SHA512 Credential=a".parse().unwrap(),
+        );
+        assert_eq!(
+            verifier().verify(&req(&h, b"{}"), NOW).unwrap_err(),
+            AuthError::IncompleteSignature(
+                "Unsupported AWS 'algorithm': 'AWS4-HMAC-SHA512'.".into()
+            )
+        );
+        h.insert(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE, SignedHeaders=host, Signature=abc"
+                .parse()
+                .unwrap(),
+        );
+        assert!(
+            matches!(verifier().verify(&req(&h, b"{}"), NOW).unwrap_err(), AuthError::IncompleteSignature(m) if m.starts_with("Credential must have exactly 5"))
+        );
         h.insert("authorization", "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240115/us-east-1/aws-marketplace/aws4_request".parse().unwrap());
-        assert!(matches!(verifier().verify(&req(&h, b"{}"), NOW).unwrap_err(), AuthError::IncompleteSignature(m) if m.starts_with("Authorization header requires 'Signature' parameter. Authorization header requires 'SignedHeaders' parameter.")));
+        assert!(
+            matches!(verifier().verify(&req(&h, b"{}"), NOW).unwrap_err(), AuthError::IncompleteSignature(m) if m.starts_with("Authorization header requires 'Signature' parameter. Authorization header requires 'SignedHeaders' parameter."))
+        );
         let empty = http::HeaderMap::new();
-        assert_eq!(verifier().verify(&req(&empty, b"{}"), NOW).unwrap_err(), AuthError::MissingAuthenticationToken);
+        assert_eq!(
+            verifier().verify(&req(&empty, b"{}"), NOW).unwrap_err(),
+            AuthError::MissingAuthenticationToken
+        );
     }
 
     #[test]
     fn scope_is_checked_before_the_key() {
         let mut h = kat_headers("0", "content-type;host;x-amz-date;x-amz-target");
         h.insert("authorization", "AWS4-HMAC-SHA256 Credential=UNKNOWNKEY/20240115/us-east-1/execute-api/aws4_request, SignedHeaders=host;x-amz-date, Signature=0".parse().unwrap());
-        assert_eq!(verifier().verify(&req(&h, b"{}"), NOW).unwrap_err(), AuthError::InvalidSignature("Credential should be scoped to correct service: 'aws-marketplace'. ".into()));
+        assert_eq!(
+            verifier().verify(&req(&h, b"{}"), NOW).unwrap_err(),
+            AuthError::InvalidSignature(
+                "Credential should be scoped to correct service: 'aws-marketplace'. ".into()
+            )
+        );
         h.insert("authorization", "AWS4-HMAC-SHA256 Credential=UNKNOWNKEY/20240114/us-east-1/aws-marketplace/aws4_request, SignedHeaders=host;x-amz-date, Signature=0".parse().unwrap());
-        assert!(matches!(verifier().verify(&req(&h, b"{}"), NOW).unwrap_err(), AuthError::InvalidSignature(m) if m.starts_with("Date in Credential scope does not match")));
+        assert!(
+            matches!(verifier().verify(&req(&h, b"{}"), NOW).unwrap_err(), AuthError::InvalidSignature(m) if m.starts_with("Date in Credential scope does not match"))
+        );
         h.insert("authorization", "AWS4-HMAC-SHA256 Credential=UNKNOWNKEY/20240115/us-east-1/aws-marketplace/aws4_request, SignedHeaders=x-amz-date, Signature=0".parse().unwrap());
-        assert!(matches!(verifier().verify(&req(&h, b"{}"), NOW).unwrap_err(), AuthError::InvalidSignature(m) if m.starts_with("'Host'")));
+        assert!(
+            matches!(verifier().verify(&req(&h, b"{}"), NOW).unwrap_err(), AuthError::InvalidSignature(m) if m.starts_with("'Host'"))
+        );
         h.insert("authorization", "AWS4-HMAC-SHA256 Credential=UNKNOWNKEY/20240115/us-east-1/aws-marketplace/aws4_request, SignedHeaders=host;x-amz-date, Signature=0".parse().unwrap());
-        assert_eq!(verifier().verify(&req(&h, b"{}"), NOW).unwrap_err(), AuthError::UnrecognizedClient);
+        assert_eq!(
+            verifier().verify(&req(&h, b"{}"), NOW).unwrap_err(),
+            AuthError::UnrecognizedClient
+        );
     }
 
     #[test]

@@ -121,7 +121,8 @@ pub enum Invalid {
 }
 
 fn int_field(v: &Value, k: &str) -> Option<i64> {
-    v.get(k).and_then(|x| x.as_i64().or_else(|| x.as_f64().map(|f| f as i64)))
+    v.get(k)
+        .and_then(|x| x.as_i64().or_else(|| x.as_f64().map(|f| f as i64)))
 }
 
 impl Model {
@@ -131,7 +132,9 @@ impl Model {
     /// `ModelError` if the document is not a usable model.
     pub fn parse(text: &str) -> Result<Model, ModelError> {
         let doc: Value = serde_json::from_str(text).map_err(|e| ModelError(e.to_string()))?;
-        let meta = doc.get("metadata").ok_or_else(|| ModelError("no metadata".into()))?;
+        let meta = doc
+            .get("metadata")
+            .ok_or_else(|| ModelError("no metadata".into()))?;
         let s = |k: &str| {
             meta.get(k)
                 .and_then(Value::as_str)
@@ -139,17 +142,41 @@ impl Model {
                 .ok_or_else(|| ModelError(format!("metadata.{k} missing")))
         };
         let mut operations = BTreeMap::new();
-        for (name, op) in doc.get("operations").and_then(Value::as_object).ok_or_else(|| ModelError("no operations".into()))? {
-            let shape_of = |k: &str| op.get(k).and_then(|x| x.get("shape")).and_then(Value::as_str).map(str::to_string);
+        for (name, op) in doc
+            .get("operations")
+            .and_then(Value::as_object)
+            .ok_or_else(|| ModelError("no operations".into()))?
+        {
+            let shape_of = |k: &str| {
+                op.get(k)
+                    .and_then(|x| x.get("shape"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            };
             let errors = op
                 .get("errors")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|e| e.get("shape").and_then(Value::as_str).map(str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|e| e.get("shape").and_then(Value::as_str).map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default();
-            operations.insert(name.clone(), Operation { input: shape_of("input"), output: shape_of("output"), errors });
+            operations.insert(
+                name.clone(),
+                Operation {
+                    input: shape_of("input"),
+                    output: shape_of("output"),
+                    errors,
+                },
+            );
         }
         let mut shapes = HashMap::new();
-        for (name, sh) in doc.get("shapes").and_then(Value::as_object).ok_or_else(|| ModelError("no shapes".into()))? {
+        for (name, sh) in doc
+            .get("shapes")
+            .and_then(Value::as_object)
+            .ok_or_else(|| ModelError("no shapes".into()))?
+        {
             let ty = sh.get("type").and_then(Value::as_str).unwrap_or_default();
             let shape = match ty {
                 "structure" => Shape::Structure {
@@ -158,41 +185,90 @@ impl Model {
                         .and_then(Value::as_object)
                         .map(|m| {
                             m.iter()
-                                .map(|(k, v)| (k.clone(), v.get("shape").and_then(Value::as_str).unwrap_or_default().to_string()))
+                                .map(|(k, v)| {
+                                    (
+                                        k.clone(),
+                                        v.get("shape")
+                                            .and_then(Value::as_str)
+                                            .unwrap_or_default()
+                                            .to_string(),
+                                    )
+                                })
                                 .collect()
                         })
                         .unwrap_or_default(),
                     required: sh
                         .get("required")
                         .and_then(Value::as_array)
-                        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .map(str::to_string)
+                                .collect()
+                        })
                         .unwrap_or_default(),
-                    exception: sh.get("exception").and_then(Value::as_bool).unwrap_or(false),
+                    exception: sh
+                        .get("exception")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
                     fault: sh.get("fault").and_then(Value::as_bool).unwrap_or(false),
                 },
                 "list" => Shape::List {
-                    member: sh.get("member").and_then(|m| m.get("shape")).and_then(Value::as_str).unwrap_or_default().to_string(),
+                    member: sh
+                        .get("member")
+                        .and_then(|m| m.get("shape"))
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
                     min: int_field(sh, "min"),
                     max: int_field(sh, "max"),
                 },
                 "string" => Shape::String {
                     min: int_field(sh, "min"),
                     max: int_field(sh, "max"),
-                    enum_values: sh.get("enum").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()),
-                    pattern: sh.get("pattern").and_then(Value::as_str).map(str::to_string),
+                    enum_values: sh.get("enum").and_then(Value::as_array).map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect()
+                    }),
+                    pattern: sh
+                        .get("pattern")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
                 },
-                "integer" => Shape::Integer { min: int_field(sh, "min"), max: int_field(sh, "max") },
-                "long" => Shape::Long { min: int_field(sh, "min"), max: int_field(sh, "max") },
+                "integer" => Shape::Integer {
+                    min: int_field(sh, "min"),
+                    max: int_field(sh, "max"),
+                },
+                "long" => Shape::Long {
+                    min: int_field(sh, "min"),
+                    max: int_field(sh, "max"),
+                },
                 "boolean" => Shape::Boolean,
                 "timestamp" => Shape::Timestamp,
                 "map" => Shape::Map {
-                    value: sh.get("value").and_then(|m| m.get("shape")).and_then(Value::as_str).unwrap_or_default().to_string(),
+                    value: sh
+                        .get("value")
+                        .and_then(|m| m.get("shape"))
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
                 },
-                other => return Err(ModelError(format!("shape {name}: unsupported type '{other}'"))),
+                other => {
+                    return Err(ModelError(format!(
+                        "shape {name}: unsupported type '{other}'"
+                    )))
+                }
             };
             shapes.insert(name.clone(), shape);
         }
-        let model = Model { target_prefix: s("targetPrefix")?, signing_name: s("signingName")?, operations, shapes };
+        let model = Model {
+            target_prefix: s("targetPrefix")?,
+            signing_name: s("signingName")?,
+            operations,
+            shapes,
+        };
         model.check_references()?;
         Ok(model)
     }
@@ -200,9 +276,16 @@ impl Model {
     fn check_references(&self) -> Result<(), ModelError> {
         let known = |n: &str| self.shapes.contains_key(n);
         for (name, op) in &self.operations {
-            for s in op.input.iter().chain(op.output.iter()).chain(op.errors.iter()) {
+            for s in op
+                .input
+                .iter()
+                .chain(op.output.iter())
+                .chain(op.errors.iter())
+            {
                 if !known(s) {
-                    return Err(ModelError(format!("operation {name} refers to unknown shape {s}")));
+                    return Err(ModelError(format!(
+                        "operation {name} refers to unknown shape {s}"
+                    )));
                 }
             }
         }
@@ -214,7 +297,9 @@ impl Model {
                 _ => vec![],
             };
             if let Some(t) = targets.into_iter().find(|t| !known(t)) {
-                return Err(ModelError(format!("shape {name} refers to unknown shape {t}")));
+                return Err(ModelError(format!(
+                    "shape {name} refers to unknown shape {t}"
+                )));
             }
         }
         Ok(())
@@ -226,7 +311,15 @@ impl Model {
         let mut v: Vec<String> = self
             .shapes
             .iter()
-            .filter(|(_, s)| matches!(s, Shape::Structure { exception: true, .. }))
+            .filter(|(_, s)| {
+                matches!(
+                    s,
+                    Shape::Structure {
+                        exception: true,
+                        ..
+                    }
+                )
+            })
             .map(|(n, _)| n.clone())
             .collect();
         v.sort();
@@ -238,7 +331,11 @@ impl Model {
     /// # Errors
     /// `Invalid::Serialization` for type errors, else `Invalid::Constraints` with every violation.
     pub fn validate_input(&self, operation: &str, body: &Value) -> Result<(), Invalid> {
-        let Some(input) = self.operations.get(operation).and_then(|o| o.input.as_deref()) else {
+        let Some(input) = self
+            .operations
+            .get(operation)
+            .and_then(|o| o.input.as_deref())
+        else {
             return Ok(());
         };
         let mut violations = Vec::new();
@@ -250,18 +347,37 @@ impl Model {
         }
     }
 
-    fn check(&self, shape_name: &str, v: &Value, member: &str, path: &str, out: &mut Vec<Violation>) -> Result<(), Invalid> {
+    fn check(
+        &self,
+        shape_name: &str,
+        v: &Value,
+        member: &str,
+        path: &str,
+        out: &mut Vec<Violation>,
+    ) -> Result<(), Invalid> {
         let Some(shape) = self.shapes.get(shape_name) else {
             return Ok(());
         };
         let mut violate = |message: String| {
-            out.push(Violation { member: member.to_string(), path: path.to_string(), message });
+            out.push(Violation {
+                member: member.to_string(),
+                path: path.to_string(),
+                message,
+            });
         };
         match shape {
-            Shape::Structure { members, required, .. } => {
-                let obj = v.as_object().ok_or_else(|| Invalid::Serialization(type_message(v, "Structure")))?;
+            Shape::Structure {
+                members, required, ..
+            } => {
+                let obj = v
+                    .as_object()
+                    .ok_or_else(|| Invalid::Serialization(type_message(v, "Structure")))?;
                 for (name, target) in members {
-                    let top = if member.is_empty() { name.as_str() } else { member };
+                    let top = if member.is_empty() {
+                        name.as_str()
+                    } else {
+                        member
+                    };
                     let p = join_path(path, name);
                     match obj.get(name) {
                         None | Some(Value::Null) => {
@@ -277,8 +393,14 @@ impl Model {
                     }
                 }
             }
-            Shape::List { member: m, min, max } => {
-                let arr = v.as_array().ok_or_else(|| Invalid::Serialization(type_message(v, "List")))?;
+            Shape::List {
+                member: m,
+                min,
+                max,
+            } => {
+                let arr = v
+                    .as_array()
+                    .ok_or_else(|| Invalid::Serialization(type_message(v, "List")))?;
                 let len = i64::try_from(arr.len()).unwrap_or(i64::MAX);
                 if let Some(min) = min.filter(|m| len < *m) {
                     violate(format!("Value '{}' at '{path}' failed to satisfy constraint: Member must have length greater than or equal to {min}", render(v)));
@@ -295,8 +417,15 @@ impl Model {
                     }
                 }
             }
-            Shape::String { min, max, enum_values, .. } => {
-                let s = v.as_str().ok_or_else(|| Invalid::Serialization(type_message(v, "String")))?;
+            Shape::String {
+                min,
+                max,
+                enum_values,
+                ..
+            } => {
+                let s = v
+                    .as_str()
+                    .ok_or_else(|| Invalid::Serialization(type_message(v, "String")))?;
                 let len = i64::try_from(s.chars().count()).unwrap_or(i64::MAX);
                 if let Some(min) = min.filter(|m| len < *m) {
                     violate(format!("Value '{}' at '{path}' failed to satisfy constraint: Member must have length greater than or equal to {min}", clip(s)));
@@ -313,7 +442,12 @@ impl Model {
                 let n = v
                     .as_i64()
                     .filter(|n| !is_int || i32::try_from(*n).is_ok())
-                    .ok_or_else(|| Invalid::Serialization(type_message(v, if is_int { "Integer" } else { "Long" })))?;
+                    .ok_or_else(|| {
+                        Invalid::Serialization(type_message(
+                            v,
+                            if is_int { "Integer" } else { "Long" },
+                        ))
+                    })?;
                 if let Some(min) = min.filter(|m| n < *m) {
                     violate(format!("Value '{n}' at '{path}' failed to satisfy constraint: Member must have value greater than or equal to {min}"));
                 }
@@ -332,7 +466,9 @@ impl Model {
                 }
             }
             Shape::Map { value } => {
-                let obj = v.as_object().ok_or_else(|| Invalid::Serialization(type_message(v, "Map")))?;
+                let obj = v
+                    .as_object()
+                    .ok_or_else(|| Invalid::Serialization(type_message(v, "Map")))?;
                 for (k, item) in obj {
                     self.check(value, item, member, &format!("{path}.{k}"), out)?;
                 }
@@ -344,7 +480,10 @@ impl Model {
 
 fn join_path(path: &str, name: &str) -> String {
     let mut c = name.chars();
-    let camel = c.next().map(|f| f.to_lowercase().collect::<String>() + c.as_str()).unwrap_or_default();
+    let camel = c
+        .next()
+        .map(|f| f.to_lowercase().collect::<String>() + c.as_str())
+        .unwrap_or_default();
     if path.is_empty() {
         camel
     } else {
@@ -362,7 +501,13 @@ fn clip(s: &str) -> String {
 
 fn render(v: &Value) -> String {
     match v {
-        Value::Array(a) => format!("[{}]", a.iter().map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string)).collect::<Vec<_>>().join(", ")),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter()
+                .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         other => other.to_string(),
     }
 }
@@ -374,7 +519,10 @@ fn type_message(v: &Value, expected: &str) -> String {
         Value::Array(_) => "Start of list found where not expected.".into(),
         Value::String(_) => format!("STRING_VALUE can not be converted to {}", article(expected)),
         Value::Number(_) => format!("NUMBER_VALUE can not be converted to {}", article(expected)),
-        Value::Bool(_) => format!("BOOLEAN_VALUE can not be converted to {}", article(expected)),
+        Value::Bool(_) => format!(
+            "BOOLEAN_VALUE can not be converted to {}",
+            article(expected)
+        ),
         Value::Null => format!("NULL_VALUE can not be converted to {}", article(expected)),
     }
 }
@@ -401,9 +549,16 @@ mod tests {
         let m = model();
         assert_eq!(m.target_prefix, "AWSMPImageBuilding");
         assert_eq!(m.signing_name, "aws-marketplace");
-        assert_eq!(m.operations.keys().cloned().collect::<Vec<_>>(), vec!["DescribeBuilds", "StartBuild"]);
-        let Some(Shape::Structure { members, .. }) = m.shapes.get("DescribeBuildsRequest") else { panic!() };
-        assert!(members.iter().any(|(n, t)| n == "BuildIds" && t == "StringList"));
+        assert_eq!(
+            m.operations.keys().cloned().collect::<Vec<_>>(),
+            vec!["DescribeBuilds", "StartBuild"]
+        );
+        let Some(Shape::Structure { members, .. }) = m.shapes.get("DescribeBuildsRequest") else {
+            panic!()
+        };
+        assert!(members
+            .iter()
+            .any(|(n, t)| n == "BuildIds" && t == "StringList"));
     }
 
     #[test]
@@ -411,26 +566,64 @@ mod tests {
         let m = model();
         assert_eq!(
             m.validate_input("DescribeBuilds", &json!({"MaxResults": "5"})),
-            Err(Invalid::Serialization("STRING_VALUE can not be converted to an Integer".into()))
+            Err(Invalid::Serialization(
+                "STRING_VALUE can not be converted to an Integer".into()
+            ))
         );
-        assert!(matches!(m.validate_input("DescribeBuilds", &json!({"MaxResults": 1.5})), Err(Invalid::Serialization(_))));
-        assert!(matches!(m.validate_input("DescribeBuilds", &json!({"MaxResults": 9_999_999_999_i64})), Err(Invalid::Serialization(_))));
-        assert!(matches!(m.validate_input("DescribeBuilds", &json!({"Filters": {"Name": "x"}})), Err(Invalid::Serialization(_))));
-        assert!(matches!(m.validate_input("DescribeBuilds", &json!([])), Err(Invalid::Serialization(_))));
-        assert!(matches!(m.validate_input("StartBuild", &json!({"SourceImageId": ["a"]})), Err(Invalid::Serialization(_))));
+        assert!(matches!(
+            m.validate_input("DescribeBuilds", &json!({"MaxResults": 1.5})),
+            Err(Invalid::Serialization(_))
+        ));
+        assert!(matches!(
+            m.validate_input("DescribeBuilds", &json!({"MaxResults": 9_999_999_999_i64})),
+            Err(Invalid::Serialization(_))
+        ));
+        assert!(matches!(
+            m.validate_input("DescribeBuilds", &json!({"Filters": {"Name": "x"}})),
+            Err(Invalid::Serialization(_))
+        ));
+        assert!(matches!(
+            m.validate_input("DescribeBuilds", &json!([])),
+            Err(Invalid::Serialization(_))
+        ));
+        assert!(matches!(
+            m.validate_input("StartBuild", &json!({"SourceImageId": ["a"]})),
+            Err(Invalid::Serialization(_))
+        ));
     }
 
     #[test]
     fn constraints_are_collected_with_aws_paths() {
         let m = model();
-        let Err(Invalid::Constraints(v)) = m.validate_input("DescribeBuilds", &json!({"MaxResults": 300, "NextToken": ""})) else { panic!() };
+        let Err(Invalid::Constraints(v)) = m.validate_input(
+            "DescribeBuilds",
+            &json!({"MaxResults": 300, "NextToken": ""}),
+        ) else {
+            panic!()
+        };
         assert_eq!(v.len(), 2);
         assert!(v.iter().any(|x| x.member == "MaxResults" && x.message == "Value '300' at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 256"));
-        assert!(v.iter().any(|x| x.member == "NextToken" && x.path == "nextToken"));
-        let Err(Invalid::Constraints(v)) = m.validate_input("StartBuild", &json!({"FulfillmentOptionIds": ["a", null]})) else { panic!() };
+        assert!(v
+            .iter()
+            .any(|x| x.member == "NextToken" && x.path == "nextToken"));
+        let Err(Invalid::Constraints(v)) =
+            m.validate_input("StartBuild", &json!({"FulfillmentOptionIds": ["a", null]}))
+        else {
+            panic!()
+        };
         let paths: Vec<_> = v.iter().map(|x| x.path.as_str()).collect();
-        assert_eq!(paths, vec!["fulfillmentOptionIds.2.member", "sourceImageId", "destinationImageName"]);
+        assert_eq!(
+            paths,
+            vec![
+                "fulfillmentOptionIds.2.member",
+                "sourceImageId",
+                "destinationImageName"
+            ]
+        );
         // null members are absent; unknown members are ignored
-        assert_eq!(m.validate_input("DescribeBuilds", &json!({"MaxResults": null, "Colour": 1})), Ok(()));
+        assert_eq!(
+            m.validate_input("DescribeBuilds", &json!({"MaxResults": null, "Colour": 1})),
+            Ok(())
+        );
     }
 }

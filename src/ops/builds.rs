@@ -58,7 +58,11 @@ pub struct ProductOut {
 
 impl From<&ProductRef> for ProductOut {
     fn from(p: &ProductRef) -> Self {
-        Self { id: p.id.clone(), version: p.version.clone(), title: p.title.clone() }
+        Self {
+            id: p.id.clone(),
+            version: p.version.clone(),
+            title: p.title.clone(),
+        }
     }
 }
 
@@ -103,7 +107,9 @@ pub struct DescribeBuildsOutput(pub Value);
 fn valid_image_name(name: &str) -> bool {
     let n = name.chars().count();
     (3..=128).contains(&n)
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "()[] ./-'@_".contains(c))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "()[] ./-'@_".contains(c))
 }
 
 /// SHA-256 over the request's parameters in a fixed order, without the token.
@@ -118,7 +124,12 @@ fn param_hash(input: &StartBuildInput) -> String {
     hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
 }
 
-async fn find_image(ctx: &Ctx, world: &world::World, region: &str, id: &str) -> Result<Option<Image>, OpError> {
+async fn find_image(
+    ctx: &Ctx,
+    world: &world::World,
+    region: &str,
+    id: &str,
+) -> Result<Option<Image>, OpError> {
     if let Some(img) = world.image(region, id) {
         return Ok(Some(img.clone()));
     }
@@ -129,7 +140,11 @@ async fn find_image(ctx: &Ctx, world: &world::World, region: &str, id: &str) -> 
 ///
 /// # Errors
 /// The modeled StartBuild errors.
-pub async fn start_build(ctx: &Ctx, caller: &Caller, input: StartBuildInput) -> Result<StartBuildOutput, OpError> {
+pub async fn start_build(
+    ctx: &Ctx,
+    caller: &Caller,
+    input: StartBuildInput,
+) -> Result<StartBuildOutput, OpError> {
     let name = input.destination_image_name.clone().unwrap_or_default();
     if !valid_image_name(&name) {
         return Err(OpError::InvalidDestinationImageNameException(format!(
@@ -144,7 +159,10 @@ pub async fn start_build(ctx: &Ctx, caller: &Caller, input: StartBuildInput) -> 
         }
     }
     if let Some(t) = &input.client_token {
-        if t.is_empty() || t.chars().count() > MAX_CLIENT_TOKEN || !t.chars().all(|c| c.is_ascii_graphic()) {
+        if t.is_empty()
+            || t.chars().count() > MAX_CLIENT_TOKEN
+            || !t.chars().all(|c| c.is_ascii_graphic())
+        {
             return Err(OpError::ValidationException(format!(
                 "1 validation error detected: Value '{t}' at 'clientToken' failed to satisfy constraint: Member must have length between 1 and {MAX_CLIENT_TOKEN} and contain only printable ASCII characters"
             )));
@@ -154,17 +172,23 @@ pub async fn start_build(ctx: &Ctx, caller: &Caller, input: StartBuildInput) -> 
     let world = ctx.world();
     let option_ids = input.fulfillment_option_ids.clone().unwrap_or_default();
     if option_ids.is_empty() {
-        return Err(OpError::InvalidFulfillmentOptionIdException("At least one fulfillment option id must be specified.".into()));
+        return Err(OpError::InvalidFulfillmentOptionIdException(
+            "At least one fulfillment option id must be specified.".into(),
+        ));
     }
     let mut options = Vec::with_capacity(option_ids.len());
     for (i, id) in option_ids.iter().enumerate() {
         if option_ids[..i].contains(id) {
-            return Err(OpError::InvalidFulfillmentOptionIdException(format!("The fulfillment option id '{id}' is specified more than once.")));
+            return Err(OpError::InvalidFulfillmentOptionIdException(format!(
+                "The fulfillment option id '{id}' is specified more than once."
+            )));
         }
         match world.usable_option(id, &caller.account, &caller.region) {
             Ok((product, version)) => options.push((product.clone(), version.clone())),
             Err(OptionDenial::NotFound | OptionDenial::NotVisible) => {
-                return Err(OpError::InvalidFulfillmentOptionIdException(format!("The fulfillment option id '{id}' does not exist.")));
+                return Err(OpError::InvalidFulfillmentOptionIdException(format!(
+                    "The fulfillment option id '{id}' does not exist."
+                )));
             }
             Err(OptionDenial::NotInRegion) => {
                 return Err(OpError::InvalidFulfillmentOptionIdException(format!(
@@ -184,7 +208,11 @@ pub async fn start_build(ctx: &Ctx, caller: &Caller, input: StartBuildInput) -> 
     let image = find_image(ctx, &world, &caller.region, &image_id)
         .await?
         .filter(|img| img.visible_to(&caller.account))
-        .ok_or_else(|| OpError::InvalidSourceImageIdException(format!("The source image id '{image_id}' does not exist.")))?;
+        .ok_or_else(|| {
+            OpError::InvalidSourceImageIdException(format!(
+                "The source image id '{image_id}' does not exist."
+            ))
+        })?;
     if image.state != "available" {
         return Err(OpError::InvalidSourceImageIdException(format!(
             "The source image '{image_id}' is not available (state: {}).",
@@ -212,19 +240,28 @@ pub async fn start_build(ctx: &Ctx, caller: &Caller, input: StartBuildInput) -> 
         }
     }
     if let Some(arn) = &input.sns_topic_arn {
-        let same_region = world::parse_sns_topic_arn(arn).is_some_and(|(region, _, _)| region == caller.region);
+        let same_region =
+            world::parse_sns_topic_arn(arn).is_some_and(|(region, _, _)| region == caller.region);
         if !same_region || !world.topic_exists(arn) {
-            return Err(OpError::InvalidSnsTopicArnException(format!("The SNS topic ARN '{arn}' does not exist.")));
+            return Err(OpError::InvalidSnsTopicArnException(format!(
+                "The SNS topic ARN '{arn}' does not exist."
+            )));
         }
     }
 
     let now = ctx.clock.now_ms();
     let products: Vec<ProductRef> = options
         .iter()
-        .map(|(p, v)| ProductRef { id: p.product_id.clone(), version: v.version.clone(), title: p.title.clone() })
+        .map(|(p, v)| ProductRef {
+            id: p.product_id.clone(),
+            version: v.version.clone(),
+            title: p.title.clone(),
+        })
         .collect();
     let build = Build {
-        build_id: uuid::Uuid::new_v4().to_string(),
+        // Time-ordered (v7, monotonic within the process): builds started in the same
+        // millisecond still list newest first, since ties on time break on the id.
+        build_id: uuid::Uuid::now_v7().to_string(),
         account: caller.account.clone(),
         region: caller.region.clone(),
         created_ms: now,
@@ -245,11 +282,19 @@ pub async fn start_build(ctx: &Ctx, caller: &Caller, input: StartBuildInput) -> 
         stdout: None,
         stderr: None,
     };
-    let token = input.client_token.as_ref().map(|t| TokenClaim { token: t.clone(), param_hash: param_hash(&input) });
+    let token = input.client_token.as_ref().map(|t| TokenClaim {
+        token: t.clone(),
+        param_hash: param_hash(&input),
+    });
     let notification = Notification::for_build(&build, None, now);
     let outcome = ctx
         .store
-        .create_build(&build, token.as_ref(), ctx.config.max_in_progress_builds, notification.as_ref())
+        .create_build(
+            &build,
+            token.as_ref(),
+            ctx.config.max_in_progress_builds,
+            notification.as_ref(),
+        )
         .await?;
     let stored = match outcome {
         CreateOutcome::Created => {
@@ -269,14 +314,21 @@ pub async fn start_build(ctx: &Ctx, caller: &Caller, input: StartBuildInput) -> 
             )));
         }
     };
-    Ok(StartBuildOutput { build_id: stored.build_id.clone(), products: stored.products.iter().map(ProductOut::from).collect() })
+    Ok(StartBuildOutput {
+        build_id: stored.build_id.clone(),
+        products: stored.products.iter().map(ProductOut::from).collect(),
+    })
 }
 
 const FILTER_NAMES: [&str; 4] = ["build-id", "fulfillment-option-id", "product-id", "status"];
 
 /// Turns the request's BuildIds and filters into a store query, validating them.
 fn build_query(caller: &Caller, input: &DescribeBuildsInput) -> Result<BuildQuery, OpError> {
-    let mut q = BuildQuery { account: caller.account.clone(), region: caller.region.clone(), ..BuildQuery::default() };
+    let mut q = BuildQuery {
+        account: caller.account.clone(),
+        region: caller.region.clone(),
+        ..BuildQuery::default()
+    };
     if let Some(ids) = input.build_ids.as_ref().filter(|ids| !ids.is_empty()) {
         if ids.len() > MAX_BUILD_IDS {
             return Err(OpError::ValidationException(format!(
@@ -295,12 +347,16 @@ fn build_query(caller: &Caller, input: &DescribeBuildsInput) -> Result<BuildQuer
             )));
         }
         if seen.contains(&name) {
-            return Err(OpError::InvalidFilterException(format!("The filter '{name}' is specified more than once.")));
+            return Err(OpError::InvalidFilterException(format!(
+                "The filter '{name}' is specified more than once."
+            )));
         }
         seen.push(name);
         let values = f.values.clone().unwrap_or_default();
         if values.is_empty() {
-            return Err(OpError::InvalidFilterException(format!("The filter '{name}' requires at least one value.")));
+            return Err(OpError::InvalidFilterException(format!(
+                "The filter '{name}' requires at least one value."
+            )));
         }
         match name {
             "build-id" => {
@@ -343,7 +399,12 @@ fn query_hash(q: &BuildQuery) -> String {
         v.dedup();
         v
     });
-    let canonical = json!([sorted(&q.build_ids), statuses, sorted(&q.fulfillment_option_ids), sorted(&q.product_ids)]);
+    let canonical = json!([
+        sorted(&q.build_ids),
+        statuses,
+        sorted(&q.fulfillment_option_ids),
+        sorted(&q.product_ids)
+    ]);
     hex::encode(&Sha256::digest(canonical.to_string().as_bytes())[..16])
 }
 
@@ -373,10 +434,18 @@ pub fn build_json(ctx: &Ctx, caller: &Caller, b: &Build, now_ms: i64) -> Value {
     }
     dest.insert("Name".into(), b.destination_image_name.clone().into());
     m.insert("DestinationImage".into(), Value::Object(dest));
-    m.insert("FulfillmentOptionIds".into(), b.fulfillment_option_ids.clone().into());
+    m.insert(
+        "FulfillmentOptionIds".into(),
+        b.fulfillment_option_ids.clone().into(),
+    );
     m.insert(
         "Products".into(),
-        Value::Array(b.products.iter().map(|p| json!({"Id": p.id, "Version": p.version, "Title": p.title})).collect()),
+        Value::Array(
+            b.products
+                .iter()
+                .map(|p| json!({"Id": p.id, "Version": p.version, "Title": p.title}))
+                .collect(),
+        ),
     );
     let mut src = Map::new();
     src.insert("Id".into(), b.source_image_id.clone().into());
@@ -392,17 +461,38 @@ pub fn build_json(ctx: &Ctx, caller: &Caller, b: &Build, now_ms: i64) -> Value {
     if b.stdout.is_some() {
         m.insert(
             "StandardOutputUrl".into(),
-            logs::url(&caller.base_url, &ctx.url_key, &b.account, &b.region, &b.build_id, Stream::Stdout, expires).into(),
+            logs::url(
+                &caller.base_url,
+                &ctx.url_key,
+                &b.account,
+                &b.region,
+                &b.build_id,
+                Stream::Stdout,
+                expires,
+            )
+            .into(),
         );
     }
     if b.stderr.is_some() {
         m.insert(
             "StandardErrorUrl".into(),
-            logs::url(&caller.base_url, &ctx.url_key, &b.account, &b.region, &b.build_id, Stream::Stderr, expires).into(),
+            logs::url(
+                &caller.base_url,
+                &ctx.url_key,
+                &b.account,
+                &b.region,
+                &b.build_id,
+                Stream::Stderr,
+                expires,
+            )
+            .into(),
         );
     }
     if let Some(e) = &b.error {
-        m.insert("ErrorDetail".into(), json!({"Code": e.code, "Message": e.message}));
+        m.insert(
+            "ErrorDetail".into(),
+            json!({"Code": e.code, "Message": e.message}),
+        );
     }
     m.insert("StartTime".into(), timestamp(b.created_ms));
     m.insert("LastUpdateTime".into(), timestamp(b.updated_ms));
@@ -413,7 +503,11 @@ pub fn build_json(ctx: &Ctx, caller: &Caller, b: &Build, now_ms: i64) -> Value {
 ///
 /// # Errors
 /// The modeled DescribeBuilds errors.
-pub async fn describe_builds(ctx: &Ctx, caller: &Caller, input: DescribeBuildsInput) -> Result<DescribeBuildsOutput, OpError> {
+pub async fn describe_builds(
+    ctx: &Ctx,
+    caller: &Caller,
+    input: DescribeBuildsInput,
+) -> Result<DescribeBuildsOutput, OpError> {
     let limit = match input.max_results {
         None => ctx.config.default_page_size,
         Some(n) if (1..=256).contains(&n) => usize::try_from(n).unwrap_or(256),
@@ -425,20 +519,37 @@ pub async fn describe_builds(ctx: &Ctx, caller: &Caller, input: DescribeBuildsIn
     };
     let query = build_query(caller, &input)?;
     let qh = query_hash(&query);
-    let binding = Binding { operation: "DescribeBuilds", account: &caller.account, region: &caller.region, query_hash: &qh };
+    let binding = Binding {
+        operation: "DescribeBuilds",
+        account: &caller.account,
+        region: &caller.region,
+        query_hash: &qh,
+    };
     let now = ctx.clock.now_ms();
     let after = match &input.next_token {
         None => None,
         Some(t) => Some(
-            paging::decode(&ctx.paging_key, &binding, t, now)
-                .ok_or_else(|| OpError::InvalidNextTokenException("The specified next token is not valid.".into()))?,
+            paging::decode(&ctx.paging_key, &binding, t, now).ok_or_else(|| {
+                OpError::InvalidNextTokenException("The specified next token is not valid.".into())
+            })?,
         ),
     };
     let page = ctx.store.list_builds(&query, after.as_ref(), limit).await?;
     let mut out = Map::new();
-    out.insert("Builds".into(), Value::Array(page.builds.iter().map(|b| build_json(ctx, caller, b, now)).collect()));
+    out.insert(
+        "Builds".into(),
+        Value::Array(
+            page.builds
+                .iter()
+                .map(|b| build_json(ctx, caller, b, now))
+                .collect(),
+        ),
+    );
     if let Some(c) = &page.next {
-        out.insert("NextToken".into(), paging::encode(&ctx.paging_key, &binding, c, now).into());
+        out.insert(
+            "NextToken".into(),
+            paging::encode(&ctx.paging_key, &binding, c, now).into(),
+        );
     }
     Ok(DescribeBuildsOutput(Value::Object(out)))
 }
@@ -459,24 +570,44 @@ mod tests {
 
     #[test]
     fn param_hash_ignores_the_token_but_not_parameters() {
-        let a = StartBuildInput { client_token: Some("1".into()), source_image_id: Some("ami-1".into()), ..Default::default() };
-        let b = StartBuildInput { client_token: Some("2".into()), ..a.clone() };
-        let c = StartBuildInput { source_image_id: Some("ami-2".into()), ..a.clone() };
+        let a = StartBuildInput {
+            client_token: Some("1".into()),
+            source_image_id: Some("ami-1".into()),
+            ..Default::default()
+        };
+        let b = StartBuildInput {
+            client_token: Some("2".into()),
+            ..a.clone()
+        };
+        let c = StartBuildInput {
+            source_image_id: Some("ami-2".into()),
+            ..a.clone()
+        };
         assert_eq!(param_hash(&a), param_hash(&b));
         assert_ne!(param_hash(&a), param_hash(&c));
     }
 
     #[test]
     fn query_hash_is_order_insensitive() {
-        let caller = Caller { account: "1".into(), region: "r".into(), base_url: String::new() };
+        let caller = Caller {
+            account: "1".into(),
+            region: "r".into(),
+            base_url: String::new(),
+        };
         let f = |vals: Vec<&str>| DescribeBuildsInput {
-            filters: Some(vec![FilterIn { name: Some("status".into()), values: Some(vals.into_iter().map(String::from).collect()) }]),
+            filters: Some(vec![FilterIn {
+                name: Some("status".into()),
+                values: Some(vals.into_iter().map(String::from).collect()),
+            }]),
             ..Default::default()
         };
         let a = build_query(&caller, &f(vec!["failed", "succeeded"])).unwrap();
         let b = build_query(&caller, &f(vec!["succeeded", "failed"])).unwrap();
         assert_eq!(query_hash(&a), query_hash(&b));
-        assert_ne!(query_hash(&a), query_hash(&build_query(&caller, &f(vec!["failed"])).unwrap()));
+        assert_ne!(
+            query_hash(&a),
+            query_hash(&build_query(&caller, &f(vec!["failed"])).unwrap())
+        );
     }
 
     #[test]

@@ -72,12 +72,18 @@ impl OpError {
     pub fn type_name(&self) -> &'static str {
         match self {
             OpError::BuildLimitExceededException(_) => "BuildLimitExceededException",
-            OpError::IdempotentParameterMismatchException(_) => "IdempotentParameterMismatchException",
+            OpError::IdempotentParameterMismatchException(_) => {
+                "IdempotentParameterMismatchException"
+            }
             OpError::InstallerMismatchException(_) => "InstallerMismatchException",
             OpError::InternalServerErrorException(_) => "InternalServerErrorException",
-            OpError::InvalidDestinationImageNameException(_) => "InvalidDestinationImageNameException",
+            OpError::InvalidDestinationImageNameException(_) => {
+                "InvalidDestinationImageNameException"
+            }
             OpError::InvalidFilterException(_) => "InvalidFilterException",
-            OpError::InvalidFulfillmentOptionIdException(_) => "InvalidFulfillmentOptionIdException",
+            OpError::InvalidFulfillmentOptionIdException(_) => {
+                "InvalidFulfillmentOptionIdException"
+            }
             OpError::InvalidMaxResultsException(_) => "InvalidMaxResultsException",
             OpError::InvalidNextTokenException(_) => "InvalidNextTokenException",
             OpError::InvalidSnsTopicArnException(_) => "InvalidSnsTopicArnException",

@@ -88,7 +88,9 @@ impl Ctx {
     /// A snapshot of the current world.
     #[must_use]
     pub fn world(&self) -> Arc<World> {
-        self.world.read().map_or_else(|p| p.into_inner().clone(), |w| w.clone())
+        self.world
+            .read()
+            .map_or_else(|p| p.into_inner().clone(), |w| w.clone())
     }
 }
 

@@ -32,7 +32,8 @@ pub struct Binding<'a> {
 }
 
 fn mac(key: &[u8], b: &Binding<'_>, payload: &[u8]) -> Hmac<Sha256> {
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
     for part in [b.operation, b.account, b.region, b.query_hash] {
         m.update(part.as_bytes());
         m.update(b"\0");
@@ -68,30 +69,85 @@ pub fn decode(key: &[u8], b: &Binding<'_>, token: &str, now_ms: i64) -> Option<C
     if now_ms / 1000 - issued_s > TOKEN_TTL_S || issued_s - now_ms / 1000 > 300 {
         return None;
     }
-    Some(Cursor { created_ms, build_id })
+    Some(Cursor {
+        created_ms,
+        build_id,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const B: Binding<'static> = Binding { operation: "DescribeBuilds", account: "111111111111", region: "us-east-1", query_hash: "q" };
+    const B: Binding<'static> = Binding {
+        operation: "DescribeBuilds",
+        account: "111111111111",
+        region: "us-east-1",
+        query_hash: "q",
+    };
 
     #[test]
     fn round_trip_and_binding() {
-        let c = Cursor { created_ms: 123, build_id: "b-1".into() };
+        let c = Cursor {
+            created_ms: 123,
+            build_id: "b-1".into(),
+        };
         let t = encode(b"k", &B, &c, 1_000_000);
         assert_eq!(decode(b"k", &B, &t, 1_000_000), Some(c));
         assert_eq!(decode(b"other", &B, &t, 1_000_000), None);
-        assert_eq!(decode(b"k", &Binding { account: "222222222222", ..B }, &t, 1_000_000), None);
-        assert_eq!(decode(b"k", &Binding { region: "us-west-2", ..B }, &t, 1_000_000), None);
-        assert_eq!(decode(b"k", &Binding { query_hash: "other", ..B }, &t, 1_000_000), None);
-        assert_eq!(decode(b"k", &B, &t, 1_000_000 + (TOKEN_TTL_S + 1) * 1000), None);
+        assert_eq!(
+            decode(
+                b"k",
+                &Binding {
+                    account: "222222222222",
+                    ..B
+                },
+                &t,
+                1_000_000
+            ),
+            None
+        );
+        assert_eq!(
+            decode(
+                b"k",
+                &Binding {
+                    region: "us-west-2",
+                    ..B
+                },
+                &t,
+                1_000_000
+            ),
+            None
+        );
+        assert_eq!(
+            decode(
+                b"k",
+                &Binding {
+                    query_hash: "other",
+                    ..B
+                },
+                &t,
+                1_000_000
+            ),
+            None
+        );
+        assert_eq!(
+            decode(b"k", &B, &t, 1_000_000 + (TOKEN_TTL_S + 1) * 1000),
+            None
+        );
     }
 
     #[test]
     fn edited_or_garbage_tokens_are_rejected() {
-        let t = encode(b"k", &B, &Cursor { created_ms: 1, build_id: "x".into() }, 0);
+        let t = encode(
+            b"k",
+            &B,
+            &Cursor {
+                created_ms: 1,
+                build_id: "x".into(),
+            },
+            0,
+        );
         let mut raw = URL_SAFE_NO_PAD.decode(&t).unwrap();
         raw[10] ^= 1;
         assert_eq!(decode(b"k", &B, &URL_SAFE_NO_PAD.encode(raw), 0), None);

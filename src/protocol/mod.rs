@@ -29,7 +29,12 @@ impl ApiError {
     /// An AWS framework error (lowercase `message`).
     #[must_use]
     pub fn framework(type_name: &str, status: StatusCode, message: Option<String>) -> Self {
-        Self { type_name: type_name.into(), message, status, modeled: false }
+        Self {
+            type_name: type_name.into(),
+            message,
+            status,
+            modeled: false,
+        }
     }
 
     /// The JSON body.
@@ -38,7 +43,10 @@ impl ApiError {
         let mut m = serde_json::Map::new();
         m.insert("__type".into(), self.type_name.clone().into());
         if let Some(msg) = &self.message {
-            m.insert(if self.modeled { "Message" } else { "message" }.into(), msg.clone().into());
+            m.insert(
+                if self.modeled { "Message" } else { "message" }.into(),
+                msg.clone().into(),
+            );
         }
         serde_json::Value::Object(m).to_string()
     }
@@ -58,7 +66,12 @@ impl ApiError {
 impl From<crate::ops::OpError> for ApiError {
     fn from(e: crate::ops::OpError) -> Self {
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-        Self { type_name: e.type_name().into(), modeled: e.is_modeled(), message: Some(e.to_string()), status }
+        Self {
+            type_name: e.type_name().into(),
+            modeled: e.is_modeled(),
+            message: Some(e.to_string()),
+            status,
+        }
     }
 }
 
@@ -74,7 +87,10 @@ pub fn json_response(status: StatusCode, body: String, request_id: &str) -> Resp
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    h.insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(CONTENT_TYPE));
+    h.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(CONTENT_TYPE),
+    );
     if let Ok(v) = hyper::header::HeaderValue::from_str(request_id) {
         h.insert("x-amzn-requestid", v);
     }
@@ -88,11 +104,17 @@ mod tests {
     #[test]
     fn modeled_errors_use_capital_message_and_framework_errors_lowercase() {
         let e: ApiError = crate::ops::OpError::InvalidFilterException("bad".into()).into();
-        assert_eq!(e.body(), r#"{"__type":"InvalidFilterException","Message":"bad"}"#);
+        assert_eq!(
+            e.body(),
+            r#"{"__type":"InvalidFilterException","Message":"bad"}"#
+        );
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         let e: ApiError = crate::ops::OpError::InternalServerErrorException("x".into()).into();
         assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
         let e: ApiError = crate::auth::AuthError::MissingAuthenticationToken.into();
-        assert_eq!(e.body(), r#"{"__type":"MissingAuthenticationTokenException","message":"Missing Authentication Token"}"#);
+        assert_eq!(
+            e.body(),
+            r#"{"__type":"MissingAuthenticationTokenException","message":"Missing Authentication Token"}"#
+        );
     }
 }

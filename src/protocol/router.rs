@@ -43,7 +43,9 @@ impl Operation {
     #[must_use]
     pub fn from_target(target: &str) -> Option<Self> {
         let (prefix, op) = target.split_once('.')?;
-        Self::ALL.into_iter().find(|o| o.prefix() == prefix && o.name() == op)
+        Self::ALL
+            .into_iter()
+            .find(|o| o.prefix() == prefix && o.name() == op)
     }
 }
 
@@ -53,9 +55,22 @@ mod tests {
 
     #[test]
     fn targets_parse_case_sensitively() {
-        assert_eq!(Operation::from_target("AWSMPImageBuilding.StartBuild"), Some(Operation::StartBuild));
-        assert_eq!(Operation::from_target("AWSMPImageBuilding.DescribeBuilds"), Some(Operation::DescribeBuilds));
-        for bad in ["AWSMPImageBuilding.startbuild", "awsmpimagebuilding.StartBuild", "AWSMPImageBuilding", "X.StartBuild", "AWSMPImageBuilding.StartBuild.x", ""] {
+        assert_eq!(
+            Operation::from_target("AWSMPImageBuilding.StartBuild"),
+            Some(Operation::StartBuild)
+        );
+        assert_eq!(
+            Operation::from_target("AWSMPImageBuilding.DescribeBuilds"),
+            Some(Operation::DescribeBuilds)
+        );
+        for bad in [
+            "AWSMPImageBuilding.startbuild",
+            "awsmpimagebuilding.StartBuild",
+            "AWSMPImageBuilding",
+            "X.StartBuild",
+            "AWSMPImageBuilding.StartBuild.x",
+            "",
+        ] {
             assert_eq!(Operation::from_target(bad), None, "{bad}");
         }
     }
@@ -63,7 +78,11 @@ mod tests {
     #[test]
     fn operations_match_the_model_exactly() {
         let model = crate::model::Model::parse(crate::model::IMAGE_BUILD_MODEL).unwrap();
-        let ours: Vec<&str> = Operation::ALL.iter().filter(|o| o.prefix() == model.target_prefix).map(|o| o.name()).collect();
+        let ours: Vec<&str> = Operation::ALL
+            .iter()
+            .filter(|o| o.prefix() == model.target_prefix)
+            .map(|o| o.name())
+            .collect();
         let mut ours: Vec<String> = ours.into_iter().map(String::from).collect();
         ours.sort();
         assert_eq!(ours, model.operations.keys().cloned().collect::<Vec<_>>());
@@ -72,7 +91,10 @@ mod tests {
     #[test]
     fn op_errors_match_the_model_error_shapes() {
         let model = crate::model::Model::parse(crate::model::IMAGE_BUILD_MODEL).unwrap();
-        let mut ours: Vec<String> = crate::ops::OpError::MODELED.iter().map(|s| s.to_string()).collect();
+        let mut ours: Vec<String> = crate::ops::OpError::MODELED
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         ours.sort();
         assert_eq!(ours, model.error_shapes());
         // and every operation's modeled errors are ones we can produce

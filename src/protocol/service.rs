@@ -42,7 +42,11 @@ pub struct ProtocolConfig {
 
 impl Default for ProtocolConfig {
     fn default() -> Self {
-        Self { max_body_bytes: 1024 * 1024, body_timeout: Duration::from_secs(30), verify_signatures: true }
+        Self {
+            max_body_bytes: 1024 * 1024,
+            body_timeout: Duration::from_secs(30),
+            verify_signatures: true,
+        }
     }
 }
 
@@ -58,9 +62,19 @@ pub struct Service {
 impl Service {
     /// Creates the service.
     #[must_use]
-    pub fn new(ctx: Arc<Ctx>, model: Model, credentials: StaticCredentials, config: ProtocolConfig) -> Self {
+    pub fn new(
+        ctx: Arc<Ctx>,
+        model: Model,
+        credentials: StaticCredentials,
+        config: ProtocolConfig,
+    ) -> Self {
         let verifier = Verifier::new(credentials, &model.signing_name);
-        Self { ctx, model, verifier, config }
+        Self {
+            ctx,
+            model,
+            verifier,
+            config,
+        }
     }
 
     /// Handles one HTTP request; never fails (errors become AWS error responses).
@@ -87,7 +101,11 @@ impl Service {
         .await
     }
 
-    async fn pipeline(&self, req: Request<Incoming>, request_id: &str) -> Result<Response<Full<Bytes>>, ApiError> {
+    async fn pipeline(
+        &self,
+        req: Request<Incoming>,
+        request_id: &str,
+    ) -> Result<Response<Full<Bytes>>, ApiError> {
         let (parts, body) = req.into_parts();
         if parts.method != Method::POST {
             return Err(ApiError::framework(
@@ -101,7 +119,9 @@ impl Service {
             .get("x-amz-target")
             .and_then(|v| v.to_str().ok())
             .and_then(Operation::from_target)
-            .ok_or_else(|| ApiError::framework("UnknownOperationException", StatusCode::BAD_REQUEST, None))?;
+            .ok_or_else(|| {
+                ApiError::framework("UnknownOperationException", StatusCode::BAD_REQUEST, None)
+            })?;
         tracing::Span::current().record("operation", op.name());
         let media_ok = parts
             .headers
@@ -110,7 +130,11 @@ impl Service {
             .and_then(|v| v.split(';').next())
             .is_some_and(|m| m.trim().eq_ignore_ascii_case(CONTENT_TYPE));
         if parts.uri.path() != "/" || !media_ok {
-            return Err(ApiError::framework("UnknownOperationException", StatusCode::NOT_FOUND, None));
+            return Err(ApiError::framework(
+                "UnknownOperationException",
+                StatusCode::NOT_FOUND,
+                None,
+            ));
         }
         let body = self.read_body(&parts.headers, body).await?;
 
@@ -126,14 +150,26 @@ impl Service {
         } else {
             unsigned_principal(&parts.headers)
         };
-        let host = parts.headers.get(hyper::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-        let caller = Caller { account: principal.account, region: principal.region, base_url: format!("http://{host}") };
+        let host = parts
+            .headers
+            .get(hyper::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        let caller = Caller {
+            account: principal.account,
+            region: principal.region,
+            base_url: format!("http://{host}"),
+        };
 
         let value = parse_json(&body)?;
         match self.model.validate_input(op.name(), &value) {
             Ok(()) => {}
             Err(Invalid::Serialization(m)) => {
-                return Err(ApiError::framework("SerializationException", StatusCode::BAD_REQUEST, Some(m)));
+                return Err(ApiError::framework(
+                    "SerializationException",
+                    StatusCode::BAD_REQUEST,
+                    Some(m),
+                ));
             }
             Err(Invalid::Constraints(v)) => return Err(map_violations(op, &v).into()),
         }
@@ -141,15 +177,25 @@ impl Service {
         Ok(json_response(StatusCode::OK, out.to_string(), request_id))
     }
 
-    async fn read_body(&self, headers: &hyper::HeaderMap, body: Incoming) -> Result<Bytes, ApiError> {
+    async fn read_body(
+        &self,
+        headers: &hyper::HeaderMap,
+        body: Incoming,
+    ) -> Result<Bytes, ApiError> {
         let too_large = || {
             ApiError::framework(
                 "RequestEntityTooLargeException",
                 StatusCode::PAYLOAD_TOO_LARGE,
-                Some(format!("Request body must be at most {} bytes", self.config.max_body_bytes)),
+                Some(format!(
+                    "Request body must be at most {} bytes",
+                    self.config.max_body_bytes
+                )),
             )
         };
-        let declared = headers.get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        let declared = headers
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > self.config.max_body_bytes as u64) {
             return Err(too_large());
         }
@@ -160,7 +206,12 @@ impl Service {
                 StatusCode::REQUEST_TIMEOUT,
                 Some("Request body was not received in time".into()),
             )),
-            Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large()),
+            Ok(Err(e))
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                Err(too_large())
+            }
             Ok(Err(_)) => Err(ApiError::framework(
                 "SerializationException",
                 StatusCode::BAD_REQUEST,
@@ -177,10 +228,25 @@ fn unsigned_principal(headers: &hyper::HeaderMap) -> Principal {
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|a| a.split("Credential=").nth(1))
-        .map(|c| c.split([',', ' ']).next().unwrap_or_default().split('/').map(str::to_string).collect())
+        .map(|c| {
+            c.split([',', ' '])
+                .next()
+                .unwrap_or_default()
+                .split('/')
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
-    let region = scope.get(2).filter(|r| crate::world::is_region(r)).cloned().unwrap_or_else(|| "us-east-1".into());
-    Principal { account: DEV_ACCOUNT.into(), access_key: scope.first().cloned().unwrap_or_default(), region }
+    let region = scope
+        .get(2)
+        .filter(|r| crate::world::is_region(r))
+        .cloned()
+        .unwrap_or_else(|| "us-east-1".into());
+    Principal {
+        account: DEV_ACCOUNT.into(),
+        access_key: scope.first().cloned().unwrap_or_default(),
+        region,
+    }
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
@@ -211,21 +277,36 @@ fn map_violations(op: Operation, violations: &[Violation]) -> OpError {
     let n = violations.len();
     let plural = if n == 1 { "error" } else { "errors" };
     let msgs: Vec<&str> = violations.iter().map(|v| v.message.as_str()).collect();
-    OpError::ValidationException(format!("{n} validation {plural} detected: {}", msgs.join("; ")))
+    OpError::ValidationException(format!(
+        "{n} validation {plural} detected: {}",
+        msgs.join("; ")
+    ))
 }
 
 fn decode<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     serde_json::from_value(value).map_err(|e| {
-        ApiError::framework("SerializationException", StatusCode::BAD_REQUEST, Some(e.to_string()))
+        ApiError::framework(
+            "SerializationException",
+            StatusCode::BAD_REQUEST,
+            Some(e.to_string()),
+        )
     })
 }
 
-async fn dispatch(ctx: &Ctx, caller: &Caller, op: Operation, value: Value) -> Result<Value, ApiError> {
+async fn dispatch(
+    ctx: &Ctx,
+    caller: &Caller,
+    op: Operation,
+    value: Value,
+) -> Result<Value, ApiError> {
     match op {
         Operation::StartBuild => {
             let out = builds::start_build(ctx, caller, decode(value)?).await?;
-            serde_json::to_value(out).map_err(|e| OpError::InternalServerErrorException(e.to_string()).into())
+            serde_json::to_value(out)
+                .map_err(|e| OpError::InternalServerErrorException(e.to_string()).into())
         }
-        Operation::DescribeBuilds => Ok(builds::describe_builds(ctx, caller, decode(value)?).await?.0),
+        Operation::DescribeBuilds => Ok(builds::describe_builds(ctx, caller, decode(value)?)
+            .await?
+            .0),
     }
 }

@@ -64,7 +64,10 @@ fn q(account: &str) -> BuildQuery {
 pub async fn create_then_get_returns_the_build<F: StoreFactory>() {
     let (s, _d) = F::create();
     let b = sample_build("111111111111", 10, "b1");
-    assert_eq!(s.create_build(&b, None, 5, None).await.unwrap(), CreateOutcome::Created);
+    assert_eq!(
+        s.create_build(&b, None, 5, None).await.unwrap(),
+        CreateOutcome::Created
+    );
     assert_eq!(s.get_build("b1").await.unwrap(), Some(b));
     assert_eq!(s.get_build("nope").await.unwrap(), None);
 }
@@ -74,7 +77,10 @@ pub async fn same_token_same_params_replays_without_creating<F: StoreFactory>() 
     let b1 = sample_build("111111111111", 10, "b1");
     let b2 = sample_build("111111111111", 11, "b2");
     let t = claim("tok", "h1");
-    assert_eq!(s.create_build(&b1, Some(&t), 5, None).await.unwrap(), CreateOutcome::Created);
+    assert_eq!(
+        s.create_build(&b1, Some(&t), 5, None).await.unwrap(),
+        CreateOutcome::Created
+    );
     assert_eq!(
         s.create_build(&b2, Some(&t), 5, None).await.unwrap(),
         CreateOutcome::Replayed(Box::new(b1.clone()))
@@ -88,9 +94,13 @@ pub async fn same_token_other_params_is_a_mismatch<F: StoreFactory>() {
     let (s, _d) = F::create();
     let b1 = sample_build("111111111111", 10, "b1");
     let b2 = sample_build("111111111111", 11, "b2");
-    s.create_build(&b1, Some(&claim("tok", "h1")), 5, None).await.unwrap();
+    s.create_build(&b1, Some(&claim("tok", "h1")), 5, None)
+        .await
+        .unwrap();
     assert_eq!(
-        s.create_build(&b2, Some(&claim("tok", "h2")), 5, None).await.unwrap(),
+        s.create_build(&b2, Some(&claim("tok", "h2")), 5, None)
+            .await
+            .unwrap(),
         CreateOutcome::TokenMismatch
     );
     assert_eq!(s.get_build("b2").await.unwrap(), None);
@@ -104,7 +114,10 @@ pub async fn tokens_are_scoped_to_account_and_region<F: StoreFactory>() {
     b3.region = "us-west-2".into();
     let t = claim("tok", "h1");
     for b in [&b1, &b2, &b3] {
-        assert_eq!(s.create_build(b, Some(&t), 5, None).await.unwrap(), CreateOutcome::Created);
+        assert_eq!(
+            s.create_build(b, Some(&t), 5, None).await.unwrap(),
+            CreateOutcome::Created
+        );
     }
 }
 
@@ -112,20 +125,32 @@ pub async fn in_progress_limit_counts_only_in_progress<F: StoreFactory>() {
     let (s, _d) = F::create();
     for i in 0..3 {
         let b = sample_build("111111111111", i, &format!("b{i}"));
-        assert_eq!(s.create_build(&b, None, 3, None).await.unwrap(), CreateOutcome::Created);
+        assert_eq!(
+            s.create_build(&b, None, 3, None).await.unwrap(),
+            CreateOutcome::Created
+        );
     }
     let b = sample_build("111111111111", 9, "b9");
-    assert_eq!(s.create_build(&b, None, 3, None).await.unwrap(), CreateOutcome::LimitExceeded { limit: 3 });
+    assert_eq!(
+        s.create_build(&b, None, 3, None).await.unwrap(),
+        CreateOutcome::LimitExceeded { limit: 3 }
+    );
     // another account is unaffected
     let other = sample_build("222222222222", 9, "o9");
-    assert_eq!(s.create_build(&other, None, 3, None).await.unwrap(), CreateOutcome::Created);
+    assert_eq!(
+        s.create_build(&other, None, 3, None).await.unwrap(),
+        CreateOutcome::Created
+    );
     // finishing one frees a slot
     let mut done = s.get_build("b0").await.unwrap().unwrap();
     done.status = BuildStatus::Succeeded;
     done.due_ms = None;
     done.version = 2;
     s.update_build(&done, 1, &Effects::default()).await.unwrap();
-    assert_eq!(s.create_build(&b, None, 3, None).await.unwrap(), CreateOutcome::Created);
+    assert_eq!(
+        s.create_build(&b, None, 3, None).await.unwrap(),
+        CreateOutcome::Created
+    );
 }
 
 pub async fn concurrent_same_token_creates_exactly_one<F: StoreFactory>() {
@@ -135,7 +160,9 @@ pub async fn concurrent_same_token_creates_exactly_one<F: StoreFactory>() {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
             let b = sample_build("111111111111", i, &format!("b{i}"));
-            s.create_build(&b, Some(&claim("same", "h")), 100, None).await.unwrap()
+            s.create_build(&b, Some(&claim("same", "h")), 100, None)
+                .await
+                .unwrap()
         }));
     }
     let mut created = 0;
@@ -147,7 +174,14 @@ pub async fn concurrent_same_token_creates_exactly_one<F: StoreFactory>() {
         }
     }
     assert_eq!(created, 1);
-    assert_eq!(s.list_builds(&q("111111111111"), None, 100).await.unwrap().builds.len(), 1);
+    assert_eq!(
+        s.list_builds(&q("111111111111"), None, 100)
+            .await
+            .unwrap()
+            .builds
+            .len(),
+        1
+    );
 }
 
 pub async fn concurrent_creates_never_overshoot_the_limit<F: StoreFactory>() {
@@ -157,7 +191,9 @@ pub async fn concurrent_creates_never_overshoot_the_limit<F: StoreFactory>() {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
             let b = sample_build("111111111111", i, &format!("b{i}"));
-            s.create_build(&b, Some(&claim(&format!("t{i}"), "h")), 5, None).await.unwrap()
+            s.create_build(&b, Some(&claim(&format!("t{i}"), "h")), 5, None)
+                .await
+                .unwrap()
         }));
     }
     let mut created = 0;
@@ -183,7 +219,10 @@ pub async fn update_with_stale_version_fails<F: StoreFactory>() {
         s.update_build(&stale, 1, &Effects::default()).await,
         Err(StoreError::ConditionFailed)
     ));
-    assert_eq!(s.get_build("b1").await.unwrap().unwrap().stage, BuildStage::Installing);
+    assert_eq!(
+        s.get_build("b1").await.unwrap().unwrap().stage,
+        BuildStage::Installing
+    );
     let mut missing = sample_build("111111111111", 10, "nope");
     missing.version = 2;
     assert!(matches!(
@@ -203,15 +242,24 @@ pub async fn listing_is_newest_first_and_pages_are_stable<F: StoreFactory>() {
     let mut cursor: Option<Cursor> = None;
     let mut pages = 0;
     loop {
-        let page = s.list_builds(&q("111111111111"), cursor.as_ref(), 5).await.unwrap();
+        let page = s
+            .list_builds(&q("111111111111"), cursor.as_ref(), 5)
+            .await
+            .unwrap();
         pages += 1;
         if page.next.is_some() {
             assert_eq!(page.builds.len(), 5, "pages are full until the last");
         }
-        seen.extend(page.builds.iter().map(|b| (b.created_ms, b.build_id.clone())));
+        seen.extend(
+            page.builds
+                .iter()
+                .map(|b| (b.created_ms, b.build_id.clone())),
+        );
         // a build created between pages (newer) never shifts later pages
         if pages == 2 {
-            s.create_build(&sample_build("111111111111", 1000, "new"), None, 1000, None).await.unwrap();
+            s.create_build(&sample_build("111111111111", 1000, "new"), None, 1000, None)
+                .await
+                .unwrap();
         }
         match page.next {
             Some(c) => cursor = Some(c),
@@ -227,16 +275,35 @@ pub async fn listing_is_newest_first_and_pages_are_stable<F: StoreFactory>() {
 
 pub async fn listing_is_scoped_to_account_and_region<F: StoreFactory>() {
     let (s, _d) = F::create();
-    s.create_build(&sample_build("111111111111", 1, "a"), None, 5, None).await.unwrap();
+    s.create_build(&sample_build("111111111111", 1, "a"), None, 5, None)
+        .await
+        .unwrap();
     let mut west = sample_build("111111111111", 2, "w");
     west.region = "us-west-2".into();
     s.create_build(&west, None, 5, None).await.unwrap();
-    assert!(s.list_builds(&q("222222222222"), None, 10).await.unwrap().builds.is_empty());
-    let ids: Vec<_> = s.list_builds(&q("111111111111"), None, 10).await.unwrap().builds.into_iter().map(|b| b.build_id).collect();
+    assert!(s
+        .list_builds(&q("222222222222"), None, 10)
+        .await
+        .unwrap()
+        .builds
+        .is_empty());
+    let ids: Vec<_> = s
+        .list_builds(&q("111111111111"), None, 10)
+        .await
+        .unwrap()
+        .builds
+        .into_iter()
+        .map(|b| b.build_id)
+        .collect();
     assert_eq!(ids, vec!["a"]);
     let mut by_id = q("222222222222");
     by_id.build_ids = Some(vec!["a".into()]);
-    assert!(s.list_builds(&by_id, None, 10).await.unwrap().builds.is_empty());
+    assert!(s
+        .list_builds(&by_id, None, 10)
+        .await
+        .unwrap()
+        .builds
+        .is_empty());
 }
 
 /// Random data and random queries; every page must equal the reference semantics.
@@ -247,13 +314,23 @@ pub async fn filtered_listing_matches_reference_semantics<F: StoreFactory>() {
     let prods = ["prod-a", "prod-b", "prod-c"];
     let mut all = Vec::new();
     for i in 0..120 {
-        let account = if i % 5 == 0 { "222222222222" } else { "111111111111" };
+        let account = if i % 5 == 0 {
+            "222222222222"
+        } else {
+            "111111111111"
+        };
         let mut b = sample_build(account, rng.gen_range(0..40), &format!("b{i:03}"));
         b.status = BuildStatus::ALL[rng.gen_range(0..4)];
-        b.fulfillment_option_ids = (0..rng.gen_range(1..3)).map(|_| fos[rng.gen_range(0..4)].to_string()).collect();
+        b.fulfillment_option_ids = (0..rng.gen_range(1..3))
+            .map(|_| fos[rng.gen_range(0..4)].to_string())
+            .collect();
         b.fulfillment_option_ids.dedup();
         b.products = (0..rng.gen_range(1..3))
-            .map(|_| ProductRef { id: prods[rng.gen_range(0..3)].into(), version: "1".into(), title: "t".into() })
+            .map(|_| ProductRef {
+                id: prods[rng.gen_range(0..3)].into(),
+                version: "1".into(),
+                title: "t".into(),
+            })
             .collect();
         s.create_build(&b, None, 10_000, None).await.unwrap();
         all.push(b);
@@ -261,16 +338,32 @@ pub async fn filtered_listing_matches_reference_semantics<F: StoreFactory>() {
     for _ in 0..60 {
         let mut query = q("111111111111");
         if rng.gen_bool(0.4) {
-            query.statuses = Some((0..rng.gen_range(1..3)).map(|_| BuildStatus::ALL[rng.gen_range(0..4)]).collect());
+            query.statuses = Some(
+                (0..rng.gen_range(1..3))
+                    .map(|_| BuildStatus::ALL[rng.gen_range(0..4)])
+                    .collect(),
+            );
         }
         if rng.gen_bool(0.4) {
-            query.fulfillment_option_ids = Some((0..rng.gen_range(1..3)).map(|_| fos[rng.gen_range(0..4)].to_string()).collect());
+            query.fulfillment_option_ids = Some(
+                (0..rng.gen_range(1..3))
+                    .map(|_| fos[rng.gen_range(0..4)].to_string())
+                    .collect(),
+            );
         }
         if rng.gen_bool(0.3) {
-            query.product_ids = Some((0..rng.gen_range(1..3)).map(|_| prods[rng.gen_range(0..3)].to_string()).collect());
+            query.product_ids = Some(
+                (0..rng.gen_range(1..3))
+                    .map(|_| prods[rng.gen_range(0..3)].to_string())
+                    .collect(),
+            );
         }
         if rng.gen_bool(0.15) {
-            query.build_ids = Some((0..rng.gen_range(1..8)).map(|_| format!("b{:03}", rng.gen_range(0..130))).collect());
+            query.build_ids = Some(
+                (0..rng.gen_range(1..8))
+                    .map(|_| format!("b{:03}", rng.gen_range(0..130)))
+                    .collect(),
+            );
         }
         let mut expected: Vec<&Build> = all.iter().filter(|b| query.matches(b)).collect();
         expected.sort_by(|a, b| (b.created_ms, &b.build_id).cmp(&(a.created_ms, &a.build_id)));
@@ -302,9 +395,21 @@ pub async fn due_builds_and_next_due<F: StoreFactory>() {
     s.create_build(&a, None, 5, None).await.unwrap();
     s.create_build(&b, None, 5, None).await.unwrap();
     assert_eq!(s.next_due_ms().await.unwrap(), Some(20));
-    let due: Vec<_> = s.due_builds(30, 10).await.unwrap().into_iter().map(|b| b.build_id).collect();
+    let due: Vec<_> = s
+        .due_builds(30, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.build_id)
+        .collect();
     assert_eq!(due, vec!["b"]);
-    let due: Vec<_> = s.due_builds(100, 10).await.unwrap().into_iter().map(|b| b.build_id).collect();
+    let due: Vec<_> = s
+        .due_builds(100, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.build_id)
+        .collect();
     assert_eq!(due, vec!["b", "a"]);
     let mut done = b.clone();
     done.due_ms = None;
@@ -316,7 +421,12 @@ pub async fn due_builds_and_next_due<F: StoreFactory>() {
 
 pub async fn outbox_and_images_are_written_with_the_change<F: StoreFactory>() {
     let (s, _d) = F::create();
-    let n = |m: &str| Notification { topic_arn: "arn:t".into(), subject: "s".into(), message: m.into(), created_ms: 1 };
+    let n = |m: &str| Notification {
+        topic_arn: "arn:t".into(),
+        subject: "s".into(),
+        message: m.into(),
+        created_ms: 1,
+    };
     let b = sample_build("111111111111", 1, "a");
     s.create_build(&b, None, 5, Some(&n("one"))).await.unwrap();
     let img = CreatedImage {
@@ -326,12 +436,27 @@ pub async fn outbox_and_images_are_written_with_the_change<F: StoreFactory>() {
     };
     let mut next = b.clone();
     next.version = 2;
-    let effects = Effects { notification: Some(n("two")), image: Some(img.clone()) };
+    let effects = Effects {
+        notification: Some(n("two")),
+        image: Some(img.clone()),
+    };
     s.update_build(&next, 1, &effects).await.unwrap();
     // a failed conditional update writes no effects
-    let _ = s.update_build(&next, 1, &Effects { notification: Some(n("lost")), image: None }).await;
+    let _ = s
+        .update_build(
+            &next,
+            1,
+            &Effects {
+                notification: Some(n("lost")),
+                image: None,
+            },
+        )
+        .await;
     let pending = s.pending_notifications(10).await.unwrap();
-    let msgs: Vec<_> = pending.iter().map(|e| e.notification.message.clone()).collect();
+    let msgs: Vec<_> = pending
+        .iter()
+        .map(|e| e.notification.message.clone())
+        .collect();
     assert_eq!(msgs, vec!["one", "two"]);
     s.mark_delivered(&[pending[0].id], 5).await.unwrap();
     assert_eq!(s.pending_notifications(10).await.unwrap().len(), 1);
@@ -339,8 +464,18 @@ pub async fn outbox_and_images_are_written_with_the_change<F: StoreFactory>() {
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].delivered_ms, Some(5));
     assert!(s.notifications(Some("arn:other")).await.unwrap().is_empty());
-    assert_eq!(s.created_image("us-east-1", "ami-0123456789abcdef0").await.unwrap(), Some(img));
-    assert_eq!(s.created_image("us-west-2", "ami-0123456789abcdef0").await.unwrap(), None);
+    assert_eq!(
+        s.created_image("us-east-1", "ami-0123456789abcdef0")
+            .await
+            .unwrap(),
+        Some(img)
+    );
+    assert_eq!(
+        s.created_image("us-west-2", "ami-0123456789abcdef0")
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 pub async fn secrets_are_stable<F: StoreFactory>() {

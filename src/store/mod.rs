@@ -79,7 +79,10 @@ impl BuildQuery {
     pub fn matches(&self, b: &Build) -> bool {
         b.account == self.account
             && b.region == self.region
-            && self.build_ids.as_ref().is_none_or(|ids| ids.contains(&b.build_id))
+            && self
+                .build_ids
+                .as_ref()
+                .is_none_or(|ids| ids.contains(&b.build_id))
             && self.statuses.as_ref().is_none_or(|s| s.contains(&b.status))
             && self
                 .fulfillment_option_ids

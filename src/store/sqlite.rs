@@ -237,10 +237,7 @@ fn insert_build(tx: &rusqlite::Transaction<'_>, b: &Build) -> Result<(), StoreEr
     Ok(())
 }
 
-fn insert_notification(
-    tx: &rusqlite::Transaction<'_>,
-    n: &Notification,
-) -> Result<(), StoreError> {
+fn insert_notification(tx: &rusqlite::Transaction<'_>, n: &Notification) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO outbox(topic, body, created_ms) VALUES (?1, ?2, ?3)",
         params![n.topic_arn, encode(n)?, n.created_ms],
@@ -293,7 +290,10 @@ fn list_sql(
             "SELECT body FROM builds WHERE account = ? AND region = ? AND build_id IN ({})",
             placeholders(ids.len())
         );
-        let mut args = vec![Value::Text(q.account.clone()), Value::Text(q.region.clone())];
+        let mut args = vec![
+            Value::Text(q.account.clone()),
+            Value::Text(q.region.clone()),
+        ];
         args.extend(ids.iter().map(|i| Value::Text(i.clone())));
         let mut stmt = conn.prepare(&sql).map_err(unavailable)?;
         let mut builds: Vec<Build> = collect_builds(&mut stmt, &args)?
@@ -339,10 +339,11 @@ fn list_sql(
     };
     let mut merged: Vec<Build> = Vec::new();
     for value in values {
-        let mut sql = format!(
-            "SELECT b.body FROM {from} WHERE {t}.account = ? AND {t}.region = ?"
-        );
-        let mut args = vec![Value::Text(q.account.clone()), Value::Text(q.region.clone())];
+        let mut sql = format!("SELECT b.body FROM {from} WHERE {t}.account = ? AND {t}.region = ?");
+        let mut args = vec![
+            Value::Text(q.account.clone()),
+            Value::Text(q.region.clone()),
+        ];
         if let (Some(col), Some(v)) = (key_col, value) {
             sql.push_str(&format!(" AND {col} = ?"));
             args.push(v);
@@ -695,7 +696,10 @@ mod tests {
         let b = crate::store::conformance::sample_build("acct00000001", 1, "b-1");
         {
             let s = SqliteStore::open(dir.path()).unwrap();
-            assert_eq!(s.create_build(&b, None, 10, None).await.unwrap(), CreateOutcome::Created);
+            assert_eq!(
+                s.create_build(&b, None, 10, None).await.unwrap(),
+                CreateOutcome::Created
+            );
         }
         let s = SqliteStore::open(dir.path()).unwrap();
         assert_eq!(s.get_build("b-1").await.unwrap(), Some(b));

@@ -35,13 +35,21 @@ fn secs_ms(s: u64) -> i64 {
 
 fn new_image_id() -> String {
     let mut rng = rand::thread_rng();
-    let hex: String = (0..17).map(|_| char::from(b"0123456789abcdef"[rng.gen_range(0..16)])).collect();
+    let hex: String = (0..17)
+        .map(|_| char::from(b"0123456789abcdef"[rng.gen_range(0..16)]))
+        .collect();
     format!("ami-{hex}")
 }
 
 /// Computes the next state of a due build (pure apart from the new image id).
 #[must_use]
-pub fn advance(b: &Build, world: &World, source: Option<&Image>, cfg: &OpsConfig, now: i64) -> (Build, Option<CreatedImage>) {
+pub fn advance(
+    b: &Build,
+    world: &World,
+    source: Option<&Image>,
+    cfg: &OpsConfig,
+    now: i64,
+) -> (Build, Option<CreatedImage>) {
     let mut next = b.clone();
     next.version = b.version + 1;
     next.updated_ms = now;
@@ -166,11 +174,22 @@ pub async fn tick(ctx: &Ctx, now: i64) -> Result<TickReport, StoreError> {
     for b in due {
         let source = match world.image(&b.region, &b.source_image_id) {
             Some(i) => Some(i.clone()),
-            None => ctx.store.created_image(&b.region, &b.source_image_id).await?.map(|c| c.image),
+            None => ctx
+                .store
+                .created_image(&b.region, &b.source_image_id)
+                .await?
+                .map(|c| c.image),
         };
         let (next, image) = advance(&b, &world, source.as_ref(), &ctx.config, now);
-        let notification = if next.status == b.status { None } else { Notification::for_build(&next, Some(b.status), now) };
-        let effects = Effects { notification, image };
+        let notification = if next.status == b.status {
+            None
+        } else {
+            Notification::for_build(&next, Some(b.status), now)
+        };
+        let effects = Effects {
+            notification,
+            image,
+        };
         match ctx.store.update_build(&next, b.version, &effects).await {
             Ok(()) => {
                 advanced += 1;
@@ -184,7 +203,10 @@ pub async fn tick(ctx: &Ctx, now: i64) -> Result<TickReport, StoreError> {
             Err(e) => return Err(e),
         }
     }
-    Ok(TickReport { advanced, next_due_ms: ctx.store.next_due_ms().await? })
+    Ok(TickReport {
+        advanced,
+        next_due_ms: ctx.store.next_due_ms().await?,
+    })
 }
 
 /// Runs the worker until `shutdown` turns true.
@@ -261,7 +283,11 @@ mod tests {
         assert!(crate::world::is_image_id(&img.image_id) && img.image_id.len() == 21);
         assert_eq!(img.image.owner_id, "123456789012");
         assert_eq!(img.image.product_codes, vec!["8a7b6c5d4e3f2g1h0i9j8k7l6"]);
-        assert!(img.image.tags.iter().any(|t| t.key == "AWSMarketplaceFulfillmentID" && t.value == "fo-ids4xf7qagwyc"));
+        assert!(img
+            .image
+            .tags
+            .iter()
+            .any(|t| t.key == "AWSMarketplaceFulfillmentID" && t.value == "fo-ids4xf7qagwyc"));
         assert!(b.stdout.unwrap().contains("installed"));
     }
 
@@ -276,7 +302,10 @@ mod tests {
     #[test]
     fn failing_timing_out_and_broken_installers() {
         let (b, _) = run_to_end(build_for("fo-demofailinstall", "ami-0a1b2c3d4e5f60718"));
-        assert_eq!((b.status, b.error.as_ref().unwrap().code.as_str()), (BuildStatus::Failed, "InstallFailed"));
+        assert_eq!(
+            (b.status, b.error.as_ref().unwrap().code.as_str()),
+            (BuildStatus::Failed, "InstallFailed")
+        );
         assert!(b.stderr.unwrap().contains("exit status 1"));
         let (b, _) = run_to_end(build_for("fo-demotimeout01", "ami-0a1b2c3d4e5f60718"));
         assert!(b.error.unwrap().message.contains("timed out"));

@@ -38,7 +38,10 @@ impl Sink for KeepSink {
 ///
 /// # Errors
 /// A store failure.
-pub async fn deliver_pending(ctx: &Ctx, sink: &dyn Sink) -> Result<usize, crate::store::StoreError> {
+pub async fn deliver_pending(
+    ctx: &Ctx,
+    sink: &dyn Sink,
+) -> Result<usize, crate::store::StoreError> {
     let pending = ctx.store.pending_notifications(100).await?;
     let mut done = Vec::new();
     for entry in &pending {
@@ -57,7 +60,11 @@ pub async fn deliver_pending(ctx: &Ctx, sink: &dyn Sink) -> Result<usize, crate:
 }
 
 /// Runs the notifier until `shutdown` turns true.
-pub async fn run(ctx: Arc<Ctx>, sink: Arc<dyn Sink>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn run(
+    ctx: Arc<Ctx>,
+    sink: Arc<dyn Sink>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         if *shutdown.borrow() {
             break;

@@ -451,76 +451,136 @@ impl World {
             if !is_image_id(&img.image_id) {
                 return bad(
                     format!("Images[{i}].ImageId"),
-                    format!("'{}' is not an image id (ami- followed by 8 or 17 lowercase hex digits)", img.image_id),
+                    format!(
+                        "'{}' is not an image id (ami- followed by 8 or 17 lowercase hex digits)",
+                        img.image_id
+                    ),
                 );
             }
             if !image_ids.insert((img.region.as_str(), img.image_id.as_str())) {
-                return bad(format!("Images[{i}].ImageId"), format!("duplicate image id '{}'", img.image_id));
+                return bad(
+                    format!("Images[{i}].ImageId"),
+                    format!("duplicate image id '{}'", img.image_id),
+                );
             }
             if !is_account_id(&img.owner_id) {
-                return bad(format!("Images[{i}].OwnerId"), format!("'{}' is not a 12-digit account id", img.owner_id));
+                return bad(
+                    format!("Images[{i}].OwnerId"),
+                    format!("'{}' is not a 12-digit account id", img.owner_id),
+                );
             }
             if let Some(j) = img.shared_with.iter().position(|a| !is_account_id(a)) {
-                return bad(format!("Images[{i}].SharedWith[{j}]"), "not a 12-digit account id".into());
+                return bad(
+                    format!("Images[{i}].SharedWith[{j}]"),
+                    "not a 12-digit account id".into(),
+                );
             }
             if !is_region(&img.region) {
-                return bad(format!("Images[{i}].Region"), format!("'{}' is not a region name", img.region));
+                return bad(
+                    format!("Images[{i}].Region"),
+                    format!("'{}' is not a region name", img.region),
+                );
             }
         }
         let mut product_ids = HashSet::new();
         let mut option_ids = HashSet::new();
         for (i, p) in self.products.iter().enumerate() {
             if !is_product_id(&p.product_id) {
-                return bad(format!("Products[{i}].ProductId"), format!("'{}' is not a product id (prod- followed by lowercase letters and digits)", p.product_id));
+                return bad(
+                    format!("Products[{i}].ProductId"),
+                    format!(
+                        "'{}' is not a product id (prod- followed by lowercase letters and digits)",
+                        p.product_id
+                    ),
+                );
             }
             if !product_ids.insert(p.product_id.as_str()) {
-                return bad(format!("Products[{i}].ProductId"), format!("duplicate product id '{}'", p.product_id));
+                return bad(
+                    format!("Products[{i}].ProductId"),
+                    format!("duplicate product id '{}'", p.product_id),
+                );
             }
             if !is_account_id(&p.seller_account_id) {
-                return bad(format!("Products[{i}].SellerAccountId"), "not a 12-digit account id".into());
+                return bad(
+                    format!("Products[{i}].SellerAccountId"),
+                    "not a 12-digit account id".into(),
+                );
             }
             if let Some(j) = p.allowlist.iter().position(|a| !is_account_id(a)) {
-                return bad(format!("Products[{i}].Allowlist[{j}]"), "not a 12-digit account id".into());
+                return bad(
+                    format!("Products[{i}].Allowlist[{j}]"),
+                    "not a 12-digit account id".into(),
+                );
             }
             if p.versions.is_empty() {
-                return bad(format!("Products[{i}].Versions"), "a product needs at least one version".into());
+                return bad(
+                    format!("Products[{i}].Versions"),
+                    "a product needs at least one version".into(),
+                );
             }
             for (j, v) in p.versions.iter().enumerate() {
                 if !is_fulfillment_option_id(&v.fulfillment_option_id) {
                     return bad(format!("Products[{i}].Versions[{j}].FulfillmentOptionId"), format!("'{}' is not a fulfillment option id (fo- followed by lowercase letters and digits)", v.fulfillment_option_id));
                 }
                 if !option_ids.insert(v.fulfillment_option_id.as_str()) {
-                    return bad(format!("Products[{i}].Versions[{j}].FulfillmentOptionId"), format!("duplicate fulfillment option id '{}'", v.fulfillment_option_id));
+                    return bad(
+                        format!("Products[{i}].Versions[{j}].FulfillmentOptionId"),
+                        format!(
+                            "duplicate fulfillment option id '{}'",
+                            v.fulfillment_option_id
+                        ),
+                    );
                 }
                 if v.regions.is_empty() {
-                    return bad(format!("Products[{i}].Versions[{j}].Regions"), "a version needs at least one region".into());
+                    return bad(
+                        format!("Products[{i}].Versions[{j}].Regions"),
+                        "a version needs at least one region".into(),
+                    );
                 }
                 if let Some(k) = v.regions.iter().position(|r| !is_region(r)) {
-                    return bad(format!("Products[{i}].Versions[{j}].Regions[{k}]"), "not a region name".into());
+                    return bad(
+                        format!("Products[{i}].Versions[{j}].Regions[{k}]"),
+                        "not a region name".into(),
+                    );
                 }
             }
         }
         for (i, s) in self.subscriptions.iter().enumerate() {
             if !is_account_id(&s.account_id) {
-                return bad(format!("Subscriptions[{i}].AccountId"), "not a 12-digit account id".into());
+                return bad(
+                    format!("Subscriptions[{i}].AccountId"),
+                    "not a 12-digit account id".into(),
+                );
             }
             if !product_ids.contains(s.product_id.as_str()) {
-                return bad(format!("Subscriptions[{i}].ProductId"), format!("no product '{}' in Products", s.product_id));
+                return bad(
+                    format!("Subscriptions[{i}].ProductId"),
+                    format!("no product '{}' in Products", s.product_id),
+                );
             }
         }
         for (i, t) in self.sns_topics.iter().enumerate() {
             if parse_sns_topic_arn(t).is_none() {
-                return bad(format!("SnsTopics[{i}]"), format!("'{t}' is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"));
+                return bad(
+                    format!("SnsTopics[{i}]"),
+                    format!("'{t}' is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"),
+                );
             }
         }
         for (i, r) in self.roles.iter().enumerate() {
             if !r.arn.starts_with("arn:aws:iam::") || !r.arn.contains(":role/") {
-                return bad(format!("Roles[{i}].Arn"), format!("'{}' is not an IAM role ARN", r.arn));
+                return bad(
+                    format!("Roles[{i}].Arn"),
+                    format!("'{}' is not an IAM role ARN", r.arn),
+                );
             }
         }
         for (i, e) in self.exemptions.iter().enumerate() {
             if !product_ids.contains(e.product_id.as_str()) {
-                return bad(format!("Exemptions[{i}].ProductId"), format!("no product '{}' in Products", e.product_id));
+                return bad(
+                    format!("Exemptions[{i}].ProductId"),
+                    format!("no product '{}' in Products", e.product_id),
+                );
             }
         }
         Ok(())
@@ -529,7 +589,9 @@ impl World {
     /// Finds an image by region and id.
     #[must_use]
     pub fn image(&self, region: &str, image_id: &str) -> Option<&Image> {
-        self.images.iter().find(|i| i.image_id == image_id && i.region == region)
+        self.images
+            .iter()
+            .find(|i| i.image_id == image_id && i.region == region)
     }
 
     /// Finds a fulfillment option and its product.
@@ -601,7 +663,9 @@ fn display_path(p: &str) -> String {
 #[must_use]
 pub fn is_image_id(s: &str) -> bool {
     s.strip_prefix("ami-").is_some_and(|h| {
-        (h.len() == 8 || h.len() == 17) && h.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+        (h.len() == 8 || h.len() == 17)
+            && h.bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
     })
 }
 
@@ -617,14 +681,22 @@ pub fn is_region(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() >= 3
         && parts.len() <= 4
-        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
         && parts[0].len() == 2
         && parts[0].bytes().all(|c| c.is_ascii_lowercase())
-        && parts.last().is_some_and(|p| p.bytes().all(|c| c.is_ascii_digit()))
+        && parts
+            .last()
+            .is_some_and(|p| p.bytes().all(|c| c.is_ascii_digit()))
 }
 
 fn is_lower_alnum(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    !s.is_empty()
+        && s.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
 }
 
 /// True for `prod-` followed by lowercase letters and digits.
@@ -647,7 +719,9 @@ pub fn parse_sns_topic_arn(arn: &str) -> Option<(&str, &str, &str)> {
     let (region, account, name) = (it.next()?, it.next()?, it.next()?);
     let name_ok = !name.is_empty()
         && name.len() <= 256
-        && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.');
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.');
     (arn_lit == "arn"
         && partition.starts_with("aws")
         && service == "sns"
@@ -684,16 +758,49 @@ mod tests {
     fn visibility_rules_follow_seed_002() {
         let w = World::demo().unwrap();
         let dev = "123456789012";
-        assert!(w.usable_option("fo-ids4xf7qagwyc", dev, "us-east-1").is_ok());
-        assert_eq!(w.usable_option("fo-ids4xf7qagwyc", dev, "ap-south-1").unwrap_err(), OptionDenial::NotInRegion);
-        assert_eq!(w.usable_option("fo-nosuchoption", dev, "us-east-1").unwrap_err(), OptionDenial::NotFound);
-        assert_eq!(w.usable_option("fo-demostaging01", dev, "us-east-1").unwrap_err(), OptionDenial::NotVisible);
-        assert_eq!(w.usable_option("fo-demolimited01", dev, "us-east-1").unwrap_err(), OptionDenial::NotVisible);
-        assert_eq!(w.usable_option("fo-demolimited01", "999988887777", "us-east-1").map(|(p, _)| p.product_id.clone()).unwrap(), "prod-demolimited1");
-        assert_eq!(w.usable_option("fo-demorestrict01", dev, "us-east-1").unwrap_err(), OptionDenial::NotVisible);
+        assert!(w
+            .usable_option("fo-ids4xf7qagwyc", dev, "us-east-1")
+            .is_ok());
+        assert_eq!(
+            w.usable_option("fo-ids4xf7qagwyc", dev, "ap-south-1")
+                .unwrap_err(),
+            OptionDenial::NotInRegion
+        );
+        assert_eq!(
+            w.usable_option("fo-nosuchoption", dev, "us-east-1")
+                .unwrap_err(),
+            OptionDenial::NotFound
+        );
+        assert_eq!(
+            w.usable_option("fo-demostaging01", dev, "us-east-1")
+                .unwrap_err(),
+            OptionDenial::NotVisible
+        );
+        assert_eq!(
+            w.usable_option("fo-demolimited01", dev, "us-east-1")
+                .unwrap_err(),
+            OptionDenial::NotVisible
+        );
+        assert_eq!(
+            w.usable_option("fo-demolimited01", "999988887777", "us-east-1")
+                .map(|(p, _)| p.product_id.clone())
+                .unwrap(),
+            "prod-demolimited1"
+        );
+        assert_eq!(
+            w.usable_option("fo-demorestrict01", dev, "us-east-1")
+                .unwrap_err(),
+            OptionDenial::NotVisible
+        );
         // dev is subscribed to the agent product, so its restricted version is usable by dev only
-        assert!(w.usable_option("fo-demorestricted1", dev, "us-east-1").is_ok());
-        assert_eq!(w.usable_option("fo-demorestricted1", "210987654321", "us-east-1").unwrap_err(), OptionDenial::RestrictedVersion);
+        assert!(w
+            .usable_option("fo-demorestricted1", dev, "us-east-1")
+            .is_ok());
+        assert_eq!(
+            w.usable_option("fo-demorestricted1", "210987654321", "us-east-1")
+                .unwrap_err(),
+            OptionDenial::RestrictedVersion
+        );
     }
 
     #[test]
@@ -702,8 +809,15 @@ mod tests {
         assert!(is_image_id("ami-0123456789abcdef0"));
         assert!(!is_image_id("ami-0123456789ABCDEF0"));
         assert!(!is_image_id("ami-123"));
-        assert!(is_region("us-east-1") && is_region("us-gov-west-1") && !is_region("us_east_1") && !is_region("xx"));
-        assert!(parse_sns_topic_arn("arn:aws:sns:us-east-1:123456789012:image-build-events").is_some());
+        assert!(
+            is_region("us-east-1")
+                && is_region("us-gov-west-1")
+                && !is_region("us_east_1")
+                && !is_region("xx")
+        );
+        assert!(
+            parse_sns_topic_arn("arn:aws:sns:us-east-1:123456789012:image-build-events").is_some()
+        );
         assert!(parse_sns_topic_arn("arn:aws:sns:us-east-1:12345:t").is_none());
     }
 }
