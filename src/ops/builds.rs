@@ -610,6 +610,47 @@ mod tests {
         );
     }
 
+    fn failing_ctx() -> Ctx {
+        Ctx {
+            store: std::sync::Arc::new(crate::store::conformance::FailingStore),
+            world: std::sync::RwLock::new(std::sync::Arc::new(
+                crate::world::World::demo().unwrap(),
+            )),
+            clock: std::sync::Arc::new(crate::clock::SystemClock),
+            config: crate::ops::OpsConfig::default(),
+            worker: crate::ops::WorkerHandle::default(),
+            paging_key: vec![1; 32],
+            url_key: vec![2; 32],
+        }
+    }
+
+    #[tokio::test]
+    async fn store_outage_is_the_modeled_retryable_fault() {
+        let ctx = failing_ctx();
+        let caller = Caller {
+            account: "123456789012".into(),
+            region: "us-east-1".into(),
+            base_url: String::new(),
+        };
+        let input = StartBuildInput {
+            fulfillment_option_ids: Some(vec!["fo-ids4xf7qagwyc".into()]),
+            source_image_id: Some("ami-0a1b2c3d4e5f60718".into()),
+            destination_image_name: Some("name".into()),
+            ..Default::default()
+        };
+        let err = start_build(&ctx, &caller, input).await.unwrap_err();
+        assert_eq!(
+            (err.type_name(), err.status()),
+            ("InternalServerErrorException", 500)
+        );
+        let err = describe_builds(&ctx, &caller, DescribeBuildsInput::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.type_name(), "InternalServerErrorException");
+        let api: crate::protocol::ApiError = err.into();
+        assert_eq!(api.status, hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
     #[test]
     fn timestamps_are_epoch_seconds_with_millis() {
         assert_eq!(timestamp(1_529_960_569_430).to_string(), "1529960569.43");

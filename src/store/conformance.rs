@@ -516,3 +516,55 @@ macro_rules! store_conformance_suite {
         )*
     };
 }
+
+/// A store whose every call fails as an unreachable backend would.
+#[derive(Debug, Default)]
+pub struct FailingStore;
+
+#[async_trait::async_trait]
+impl Store for FailingStore {
+    async fn create_build(
+        &self,
+        _: &Build,
+        _: Option<&TokenClaim>,
+        _: u32,
+        _: Option<&Notification>,
+    ) -> Result<CreateOutcome, StoreError> {
+        Err(StoreError::Unavailable("injected".into()))
+    }
+    async fn list_builds(
+        &self,
+        _: &BuildQuery,
+        _: Option<&Cursor>,
+        _: usize,
+    ) -> Result<super::Page, StoreError> {
+        Err(StoreError::Unavailable("injected".into()))
+    }
+    async fn get_build(&self, _: &str) -> Result<Option<Build>, StoreError> {
+        Err(StoreError::Unavailable("injected".into()))
+    }
+    async fn due_builds(&self, _: i64, _: usize) -> Result<Vec<Build>, StoreError> {
+        Err(StoreError::Unavailable("injected".into()))
+    }
+    async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
+        Err(StoreError::Unavailable("injected".into()))
+    }
+    async fn update_build(&self, _: &Build, _: u64, _: &Effects) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("injected".into()))
+    }
+    async fn created_image(&self, _: &str, _: &str) -> Result<Option<CreatedImage>, StoreError> {
+        Err(StoreError::Unavailable("injected".into()))
+    }
+    async fn pending_notifications(&self, _: usize) -> Result<Vec<super::OutboxEntry>, StoreError> {
+        Err(StoreError::Unavailable("injected".into()))
+    }
+    async fn mark_delivered(&self, _: &[i64], _: i64) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("injected".into()))
+    }
+    async fn notifications(&self, _: Option<&str>) -> Result<Vec<super::OutboxEntry>, StoreError> {
+        Err(StoreError::Unavailable("injected".into()))
+    }
+    async fn secret(&self, _: &str) -> Result<Vec<u8>, StoreError> {
+        Err(StoreError::Unavailable("injected".into()))
+    }
+}

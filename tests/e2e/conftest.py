@@ -1,0 +1,165 @@
+"""End-to-end harness: starts the real `imagebuild` binary on a free port and drives it with
+the real aws CLI (after `aws configure add-model`) and boto3 (AWS_DATA_PATH=models)."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import boto3
+import botocore.config
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MODELS = ROOT / "models"
+BIN = Path(os.environ.get("IMAGEBUILD_BIN", ROOT / "target" / "debug" / "imagebuild"))
+ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
+SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+GOOD_FO = "fo-ids4xf7qagwyc"
+LINUX_AMI = "ami-0a1b2c3d4e5f60718"
+WINDOWS_AMI = "ami-0b1b2c3d4e5f60718"
+
+
+class Server:
+    """One running `imagebuild serve` process."""
+
+    def __init__(self, args, env=None):
+        self.args = args
+        full_env = dict(os.environ, IMAGEBUILD_LOG="info")
+        full_env.update(env or {})
+        self.proc = subprocess.Popen(
+            [str(BIN), "serve", "--listen", "127.0.0.1:0", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=full_env,
+        )
+        self.log = []
+        ready = threading.Event()
+        self.endpoint = None
+
+        def pump():
+            for line in self.proc.stderr:
+                self.log.append(line)
+                m = re.search(r"listening on (http://[0-9.]+:\d+)", line)
+                if m and not ready.is_set():
+                    self.endpoint = m.group(1)
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=pump, daemon=True).start()
+        if not ready.wait(30) or self.endpoint is None:
+            self.proc.kill()
+            raise RuntimeError("server did not start:\n" + "".join(self.log))
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                return self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                raise
+        return self.proc.returncode
+
+
+FAST = ["--provision-seconds", "0", "--install-seconds", "0", "--imaging-seconds", "0"]
+
+
+@pytest.fixture
+def start_server():
+    servers = []
+
+    def _start(*args, env=None):
+        s = Server(list(args), env)
+        servers.append(s)
+        return s
+
+    yield _start
+    for s in servers:
+        s.stop()
+
+
+@pytest.fixture
+def server(start_server):
+    return start_server("--in-memory", *FAST)
+
+
+def make_client(endpoint, region="us-east-1", **kw):
+    session = boto3.session.Session(
+        aws_access_key_id=kw.pop("access_key", ACCESS_KEY),
+        aws_secret_access_key=kw.pop("secret_key", SECRET_KEY),
+        region_name=region,
+    )
+    session._loader.search_paths.insert(0, str(MODELS))
+    cfg = botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"})
+    return session.client("marketplaceimagebuild", endpoint_url=endpoint, config=cfg, **kw)
+
+
+@pytest.fixture
+def client(server):
+    return make_client(server.endpoint)
+
+
+@pytest.fixture(scope="session")
+def aws_home(tmp_path_factory):
+    """A HOME where the model was installed with `aws configure add-model`, as users do."""
+    home = tmp_path_factory.mktemp("home")
+    env = cli_env(home)
+    subprocess.run(
+        [aws_bin(), "configure", "add-model",
+         "--service-model", f"file://{MODELS / 'marketplaceimagebuild/2017-12-15/service-2.json'}",
+         "--service-name", "marketplaceimagebuild"],
+        check=True, env=env, capture_output=True, text=True,
+    )
+    target = home / ".aws/models/marketplaceimagebuild/2017-12-15"
+    assert (target / "service-2.json").exists()
+    # add-model writes only service-2.json; paging and waiters need their files beside it.
+    for extra in ("paginators-1.json", "waiters-2.json"):
+        shutil.copy(MODELS / "marketplaceimagebuild/2017-12-15" / extra, target / extra)
+    return home
+
+
+def aws_bin():
+    cand = Path(sys.executable).parent / "aws"
+    return str(cand) if cand.exists() else "aws"
+
+
+def cli_env(home):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(HOME=str(home), AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+               AWS_DEFAULT_REGION="us-east-1", AWS_MAX_ATTEMPTS="1")
+    return env
+
+
+@pytest.fixture
+def cli(aws_home, server):
+    def run(*args, check=True, endpoint=None):
+        p = subprocess.run(
+            [aws_bin(), "marketplaceimagebuild", *args, "--endpoint-url", endpoint or server.endpoint, "--output", "json"],
+            env=cli_env(aws_home), capture_output=True, text=True, timeout=120,
+        )
+        if check and p.returncode != 0:
+            raise AssertionError(f"aws {' '.join(args)} failed ({p.returncode}): {p.stderr}")
+        return p
+    return run
+
+
+def loads(p):
+    return json.loads(p.stdout) if p.stdout.strip() else {}
+
+
+def wait_terminal(client, build_id, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        b = client.describe_builds(BuildIds=[build_id])["Builds"][0]
+        if b["Status"] != "InProgress":
+            return b
+        time.sleep(0.05)
+    raise AssertionError(f"{build_id} stayed InProgress")
