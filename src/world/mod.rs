@@ -821,3 +821,74 @@ mod tests {
         assert!(parse_sns_topic_arn("arn:aws:sns:us-east-1:12345:t").is_none());
     }
 }
+
+#[cfg(test)]
+mod schema_tests {
+    use serde_json::Value;
+
+    const SCHEMA: &str = include_str!("../../models/world.schema.json");
+
+    fn props(schema: &Value, def: Option<&str>) -> Vec<String> {
+        let node = match def {
+            Some(d) => &schema["$defs"][d],
+            None => schema,
+        };
+        let mut v: Vec<String> = node["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn keys(v: &Value) -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    }
+
+    /// Serialising a fully populated world must produce exactly the schema's property names,
+    /// and the schema must refuse what the loader refuses.
+    #[test]
+    fn schema_names_every_field_the_loader_knows() {
+        let schema: Value = serde_json::from_str(SCHEMA).unwrap();
+        let mut world = super::World::demo().unwrap();
+        world.exemptions.push(super::Exemption {
+            exemption_id: "ex-1".into(),
+            product_id: "prod-abcd1234efgh5".into(),
+            control_id: "C".into(),
+            r#match: serde_json::Map::new(),
+        });
+        let mut img = world.images[0].clone();
+        img.tags.push(super::Tag {
+            key: "k".into(),
+            value: "v".into(),
+        });
+        img.description = Some("d".into());
+        img.authorized_keys
+            .push("/root/.ssh/authorized_keys".into());
+        img.malware.push("x".into());
+        img.hardcoded_secrets.push("/etc/x".into());
+        world.images[0] = img;
+        let v = serde_json::to_value(&world).unwrap();
+        assert_eq!(keys(&v), props(&schema, None));
+        assert_eq!(keys(&v["Images"][0]), props(&schema, Some("Image")));
+        assert_eq!(keys(&v["Products"][0]), props(&schema, Some("Product")));
+        assert_eq!(
+            keys(&v["Products"][0]["Versions"][0]),
+            props(&schema, Some("ProductVersion"))
+        );
+        assert_eq!(
+            keys(&v["Products"][0]["Versions"][0]["Installer"]),
+            props(&schema, Some("Installer"))
+        );
+        assert_eq!(keys(&v["Roles"][0]), props(&schema, Some("Role")));
+        assert_eq!(keys(&v["Exemptions"][0]), props(&schema, Some("Exemption")));
+        assert_eq!(
+            keys(&v["Subscriptions"][0]),
+            props(&schema, Some("Subscription"))
+        );
+    }
+}
