@@ -50,6 +50,7 @@ pub struct App {
     /// The bound address (resolves port 0).
     pub addr: SocketAddr,
     max_connections: usize,
+    sink: Arc<dyn crate::worker::notify::Sink>,
 }
 
 impl App {
@@ -78,6 +79,10 @@ impl App {
         } else {
             Arc::new(SqliteStore::open(&config.data_dir)?)
         };
+        let sns = match &config.sns_endpoint {
+            Some(endpoint) => Some(Arc::new(crate::sns::Sns::connect(endpoint).await)),
+            None => None,
+        };
         let paging_key = store.secret("next-token-key").await?;
         let url_key = store.secret("log-url-key").await?;
         let ctx = Arc::new(Ctx {
@@ -88,6 +93,9 @@ impl App {
             worker: WorkerHandle::default(),
             paging_key,
             url_key,
+            topics: sns
+                .clone()
+                .map(|s| s as Arc<dyn crate::ops::TopicDirectory>),
         });
         let model = Model::parse(IMAGE_BUILD_MODEL)?;
         let service = Arc::new(Service::new(
@@ -107,11 +115,16 @@ impl App {
             addr: config.listen,
             source,
         })?;
+        let sink: Arc<dyn crate::worker::notify::Sink> = match sns {
+            Some(s) => s,
+            None => Arc::new(crate::worker::notify::KeepSink),
+        };
         Ok(App {
             service,
             listener,
             addr,
             max_connections: config.max_connections,
+            sink,
         })
     }
 
@@ -119,11 +132,7 @@ impl App {
     pub async fn run(self, shutdown: tokio::sync::watch::Receiver<bool>) {
         let ctx = self.service.ctx.clone();
         let worker = tokio::spawn(crate::worker::run(ctx.clone(), shutdown.clone()));
-        let notifier = tokio::spawn(crate::worker::notify::run(
-            ctx,
-            Arc::new(crate::worker::notify::KeepSink),
-            shutdown.clone(),
-        ));
+        let notifier = tokio::spawn(crate::worker::notify::run(ctx, self.sink, shutdown.clone()));
         crate::server::serve(self.listener, self.service, self.max_connections, shutdown).await;
         let _ = worker.await;
         let _ = notifier.await;

@@ -63,6 +63,9 @@ pub struct ServeConfig {
     /// Most connections served at once; more wait to be accepted.
     #[arg(long, env = "IMAGEBUILD_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
+    /// Publish notifications to this SNS-compatible endpoint (and check topics there).
+    #[arg(long, env = "IMAGEBUILD_SNS_ENDPOINT")]
+    pub sns_endpoint: Option<String>,
     /// Accept requests without verifying SigV4 signatures (logged loudly at start).
     #[arg(
         long,
@@ -88,6 +91,7 @@ impl ServeConfig {
             install_timeout_seconds: 3600,
             max_body_bytes: 1024 * 1024,
             max_connections: 1024,
+            sns_endpoint: None,
             insecure_no_signature_check: false,
         }
     }

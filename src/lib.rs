@@ -16,6 +16,7 @@ pub mod model;
 pub mod ops;
 pub mod protocol;
 pub mod server;
+pub mod sns;
 pub mod store;
 pub mod worker;
 pub mod world;

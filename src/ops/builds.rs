@@ -242,7 +242,17 @@ pub async fn start_build(
     if let Some(arn) = &input.sns_topic_arn {
         let same_region =
             world::parse_sns_topic_arn(arn).is_some_and(|(region, _, _)| region == caller.region);
-        if !same_region || !world.topic_exists(arn) {
+        let exists = match (&ctx.topics, same_region) {
+            (_, false) => false,
+            (None, true) => world.topic_exists(arn),
+            (Some(dir), true) => dir.topic_exists(arn).await.map_err(|e| {
+                tracing::error!(error = %e, "SNS endpoint failed to answer");
+                OpError::InternalServerErrorException(
+                    "An internal error occurred. Please retry your request.".into(),
+                )
+            })?,
+        };
+        if !exists {
             return Err(OpError::InvalidSnsTopicArnException(format!(
                 "The SNS topic ARN '{arn}' does not exist."
             )));
@@ -621,6 +631,7 @@ mod tests {
             worker: crate::ops::WorkerHandle::default(),
             paging_key: vec![1; 32],
             url_key: vec![2; 32],
+            topics: None,
         }
     }
 

@@ -66,6 +66,16 @@ impl WorkerHandle {
     }
 }
 
+/// Where SNS topics live when an SNS endpoint is configured.
+#[async_trait::async_trait]
+pub trait TopicDirectory: Send + Sync + 'static {
+    /// Whether the topic exists.
+    ///
+    /// # Errors
+    /// The endpoint could not answer.
+    async fn topic_exists(&self, arn: &str) -> Result<bool, String>;
+}
+
 /// Everything operations need, shared by all requests.
 pub struct Ctx {
     /// Persistence.
@@ -82,6 +92,8 @@ pub struct Ctx {
     pub paging_key: Vec<u8>,
     /// Key that signs log URLs (persisted in the store).
     pub url_key: Vec<u8>,
+    /// The SNS endpoint's topics, when one is configured (else the world's).
+    pub topics: Option<std::sync::Arc<dyn TopicDirectory>>,
 }
 
 impl Ctx {
