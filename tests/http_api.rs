@@ -909,3 +909,82 @@ async fn health_endpoint_reports_ok() {
     assert_eq!(status, 404);
     app.stop().await;
 }
+
+/// Hostile bodies: random JSON of random shapes in every member. Every answer is JSON with a
+/// status of 200 or 400 and, for 400, an AWS error type; nothing panics.
+#[tokio::test]
+async fn random_bodies_get_modeled_errors_never_panics() {
+    use rand::{Rng, SeedableRng};
+    let app = spawn(ServeConfig {
+        provision_seconds: 3600,
+        max_concurrent_builds: 1000,
+        ..cfg()
+    })
+    .await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let values = |rng: &mut rand::rngs::StdRng| -> Value {
+        match rng.gen_range(0..10) {
+            0 => Value::Null,
+            1 => json!(rng.gen::<i64>()),
+            2 => json!(rng.gen::<f64>()),
+            3 => json!(true),
+            4 => json!("x".repeat(rng.gen_range(0..300))),
+            5 => json!([]),
+            6 => json!([rng.gen::<u32>(), "a", null]),
+            7 => json!({"Name": "status", "Values": ["failed"]}),
+            8 => json!([{"Name": "status", "Values": [1]}]),
+            _ => json!(["fo-ids4xf7qagwyc", "\u{0000}\u{ffff}"]),
+        }
+    };
+    let members = [
+        "FulfillmentOptionIds",
+        "SourceImageId",
+        "DestinationImageName",
+        "DestinationImageDescription",
+        "SnsTopicArn",
+        "ClientToken",
+        "BuildIds",
+        "NextToken",
+        "MaxResults",
+        "Filters",
+    ];
+    for i in 0..300 {
+        let mut body = serde_json::Map::new();
+        for m in members {
+            if rng.gen_bool(0.5) {
+                body.insert(m.into(), values(&mut rng));
+            }
+        }
+        let op = if i % 2 == 0 {
+            "StartBuild"
+        } else {
+            "DescribeBuilds"
+        };
+        let r = app.call(op, Value::Object(body.clone())).await;
+        assert!(
+            r.status == 200 || r.status == 400,
+            "{op} {body:?} -> {} {:?}",
+            r.status,
+            r.raw
+        );
+        if r.status == 400 {
+            assert!(r.error_type().ends_with("Exception"), "{:?}", r.body);
+        }
+    }
+    // and raw garbage bytes
+    for _ in 0..50 {
+        let len = rng.gen_range(0..200);
+        let bytes: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let r = app
+            .raw(app.signed("AWSMPImageBuilding.DescribeBuilds", &text))
+            .await;
+        assert!(
+            r.status == 200 || r.status == 400,
+            "{} {:?}",
+            r.status,
+            r.raw
+        );
+    }
+    app.stop().await;
+}

@@ -133,6 +133,22 @@ impl SqliteStore {
         })
     }
 
+    /// Bulk-loads builds in one transaction (benchmarks and large fixtures); no tokens, no
+    /// limit checks, no notifications.
+    ///
+    /// # Errors
+    /// `StoreError::Unavailable` if the transaction fails (nothing is written then).
+    pub async fn import_builds(&self, builds: Vec<Build>) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(unavailable)?;
+            for b in &builds {
+                insert_build(&tx, b)?;
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -382,22 +398,29 @@ fn list_sql(
     Ok(merged)
 }
 
-fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, Option<i64>)> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-}
-
-fn decode_outbox(rows: Vec<(i64, String, Option<i64>)>) -> Result<Vec<OutboxEntry>, StoreError> {
-    rows.into_iter()
-        .map(|(id, body, delivered_ms)| {
-            let notification = serde_json::from_str(&body)
-                .map_err(|e| StoreError::Corrupt(format!("outbox entry {id}: {e}")))?;
-            Ok(OutboxEntry {
-                id,
-                notification,
-                delivered_ms,
-            })
+fn query_outbox(conn: &Connection, sql: &str, arg: Value) -> Result<Vec<OutboxEntry>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
+    let rows = stmt
+        .query_map([arg], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+            ))
         })
-        .collect()
+        .map_err(unavailable)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, body, delivered_ms) = row.map_err(unavailable)?;
+        let notification = serde_json::from_str(&body)
+            .map_err(|e| StoreError::Corrupt(format!("outbox entry {id}: {e}")))?;
+        out.push(OutboxEntry {
+            id,
+            notification,
+            delivered_ms,
+        });
+    }
+    Ok(out)
 }
 
 #[async_trait]
@@ -595,20 +618,15 @@ impl Store for SqliteStore {
     }
 
     async fn pending_notifications(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
-        let rows = self
-            .read(move |conn| {
-                let mut stmt = conn
-                    .prepare_cached("SELECT id, body, delivered_ms FROM outbox WHERE delivered_ms IS NULL ORDER BY id LIMIT ?1")
-                    .map_err(unavailable)?;
-                let rows = stmt
-                    .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], outbox_row)
-                    .map_err(unavailable)?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(unavailable)?;
-                Ok(rows)
-            })
-            .await?;
-        decode_outbox(rows)
+        let limit = Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX));
+        self.read(move |conn| {
+            query_outbox(
+                conn,
+                "SELECT id, body, delivered_ms FROM outbox WHERE delivered_ms IS NULL ORDER BY id LIMIT ?1",
+                limit,
+            )
+        })
+        .await
     }
 
     async fn mark_delivered(&self, ids: &[i64], now_ms: i64) -> Result<(), StoreError> {
@@ -628,21 +646,15 @@ impl Store for SqliteStore {
     }
 
     async fn notifications(&self, topic: Option<&str>) -> Result<Vec<OutboxEntry>, StoreError> {
-        let topic = topic.map(str::to_string);
-        let rows = self
-            .read(move |conn| {
-                let mut stmt = conn
-                    .prepare_cached("SELECT id, body, delivered_ms FROM outbox WHERE ?1 IS NULL OR topic = ?1 ORDER BY id")
-                    .map_err(unavailable)?;
-                let rows = stmt
-                    .query_map([topic], outbox_row)
-                    .map_err(unavailable)?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(unavailable)?;
-                Ok(rows)
-            })
-            .await?;
-        decode_outbox(rows)
+        let topic = topic.map_or(Value::Null, |t| Value::Text(t.to_string()));
+        self.read(move |conn| {
+            query_outbox(
+                conn,
+                "SELECT id, body, delivered_ms FROM outbox WHERE ?1 IS NULL OR topic = ?1 ORDER BY id",
+                topic,
+            )
+        })
+        .await
     }
 
     async fn secret(&self, name: &str) -> Result<Vec<u8>, StoreError> {

@@ -95,24 +95,16 @@ pub fn advance(
                     outcome = Some((BuildStatus::InternalError, None));
                     break;
                 }
-                if inst.duration_seconds > cfg.install_timeout_seconds {
-                    outcome = Some((
-                        BuildStatus::Failed,
-                        Some(BuildError {
-                            code: "InstallFailed".into(),
-                            message: format!("The installer for {fo} timed out after {} seconds.", cfg.install_timeout_seconds),
-                        }),
-                    ));
-                    break;
-                }
-                if inst.exit_code != 0 {
-                    outcome = Some((
-                        BuildStatus::Failed,
-                        Some(BuildError {
-                            code: "InstallFailed".into(),
-                            message: format!("The installer for {fo} exited with a non-zero return value ({}).", inst.exit_code),
-                        }),
-                    ));
+                let failure = if inst.duration_seconds > cfg.install_timeout_seconds {
+                    Some(format!("The installer for {fo} timed out after {} seconds.", cfg.install_timeout_seconds))
+                } else if inst.exit_code != 0 {
+                    Some(format!("The installer for {fo} exited with a non-zero return value ({}).", inst.exit_code))
+                } else {
+                    None
+                };
+                if let Some(message) = failure {
+                    let error = BuildError { code: "InstallFailed".into(), message };
+                    outcome = Some((BuildStatus::Failed, Some(error)));
                     break;
                 }
             }

@@ -1,0 +1,204 @@
+//! A load generator that signs every request with SigV4 (via `aws-sigv4`'s own signer), runs a
+//! fixed number of requests at a chosen concurrency over keep-alive connections, and prints
+//! requests/s and p50/p99/p99.9 latency.
+//!
+//! ```text
+//! loadgen run ENDPOINT describe|start|dynamodb-getitem|unsigned CONCURRENCY REQUESTS [MAX_RESULTS]
+//! loadgen startup BINARY [ARGS…]        # ms from spawn to the first answered request
+//! ```
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_precision_loss)] // benchmark tool
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::identity::Identity;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+
+const KEY: &str = "AKIAIOSFODNN7EXAMPLE";
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+fn signed(
+    host: &str,
+    service: &str,
+    target: &str,
+    content_type: &str,
+    body: String,
+) -> hyper::Request<Full<Bytes>> {
+    let headers = [
+        ("host", host),
+        ("content-type", content_type),
+        ("x-amz-target", target),
+    ];
+    let identity: Identity = Credentials::new(KEY, SECRET, None, None, "loadgen").into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name(service)
+        .time(SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .unwrap()
+        .into();
+    let uri = format!("http://{host}/");
+    let signable = SignableRequest::new(
+        "POST",
+        &uri,
+        headers.iter().copied(),
+        SignableBody::Bytes(body.as_bytes()),
+    )
+    .unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let mut b = hyper::Request::builder().method("POST").uri("/");
+    for (k, v) in headers {
+        b = b.header(k, v);
+    }
+    let mut req = b.body(Full::new(Bytes::from(body))).unwrap();
+    instructions.apply_to_request_http1x(&mut req);
+    req
+}
+
+fn make_request(host: &str, op: &str, max_results: u32, i: u64) -> hyper::Request<Full<Bytes>> {
+    match op {
+        "describe" => signed(host, "aws-marketplace", "AWSMPImageBuilding.DescribeBuilds", "application/x-amz-json-1.1", format!("{{\"MaxResults\": {max_results}}}")),
+        "start" => signed(
+            host,
+            "aws-marketplace",
+            "AWSMPImageBuilding.StartBuild",
+            "application/x-amz-json-1.1",
+            format!(
+                "{{\"FulfillmentOptionIds\": [\"fo-ids4xf7qagwyc\"], \"SourceImageId\": \"ami-0a1b2c3d4e5f60718\", \"DestinationImageName\": \"load {i}\", \"ClientToken\": \"{}\"}}",
+                uuid::Uuid::new_v4()
+            ),
+        ),
+        "dynamodb-getitem" => signed(host, "dynamodb", "DynamoDB_20120810.GetItem", "application/x-amz-json-1.0", r#"{"TableName": "bench", "Key": {"pk": {"S": "k1"}}}"#.into()),
+        "unsigned" => hyper::Request::builder().method("POST").uri("/").header("host", host).body(Full::new(Bytes::from_static(b"{}"))).unwrap(),
+        other => panic!("unknown op {other}"),
+    }
+}
+
+async fn run(endpoint: &str, op: &str, concurrency: usize, requests: u64, max_results: u32) {
+    let host = endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let host = host.clone();
+        let op = op.to_string();
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(&host)
+                .await
+                .expect("connect");
+            stream.set_nodelay(true).unwrap();
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .expect("handshake");
+            tokio::spawn(conn);
+            let mut lat = Vec::new();
+            let mut errors = 0u64;
+            let mut bytes = 0usize;
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= requests {
+                    break;
+                }
+                let req = make_request(&host, &op, max_results, i);
+                let t = Instant::now();
+                let resp = sender.send_request(req).await.expect("send");
+                let ok = resp.status().is_success();
+                bytes = resp
+                    .into_body()
+                    .collect()
+                    .await
+                    .expect("body")
+                    .to_bytes()
+                    .len();
+                lat.push(t.elapsed().as_micros() as u32);
+                if !ok {
+                    errors += 1;
+                }
+            }
+            (lat, errors, bytes)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    let mut body_bytes = 0;
+    for t in tasks {
+        let (l, e, b) = t.await.unwrap();
+        all.extend(l);
+        errors += e;
+        body_bytes = body_bytes.max(b);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)] as f64 / 1000.0;
+    println!(
+        "op={op} concurrency={concurrency} requests={} errors={errors} body_bytes={body_bytes} rps={:.0} p50_ms={:.3} p99_ms={:.3} p999_ms={:.3}",
+        all.len(),
+        all.len() as f64 / elapsed,
+        pct(0.50),
+        pct(0.99),
+        pct(0.999)
+    );
+}
+
+async fn startup(bin: &str, args: &[String]) {
+    let started = Instant::now();
+    let mut child = std::process::Command::new(bin)
+        .args(args)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let listen = args
+        .iter()
+        .position(|a| a == "--listen")
+        .map(|i| args[i + 1].clone())
+        .expect("--listen ADDR");
+    loop {
+        if let Ok(stream) = tokio::net::TcpStream::connect(&listen).await {
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .expect("handshake");
+            tokio::spawn(conn);
+            let resp = sender
+                .send_request(make_request(&listen, "describe", 25, 0))
+                .await
+                .expect("send");
+            let status = resp.status();
+            let _ = resp.into_body().collect().await;
+            println!(
+                "startup_ms={:.1} first_status={status}",
+                started.elapsed().as_secs_f64() * 1000.0
+            );
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            panic!("server did not answer");
+        }
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("run") => {
+            let max_results = args.get(5).map_or(25, |s| s.parse().unwrap());
+            run(&args[1], &args[2], args[3].parse().unwrap(), args[4].parse().unwrap(), max_results).await;
+        }
+        Some("startup") => startup(&args[1], &args[2..]).await,
+        _ => eprintln!("usage: loadgen run ENDPOINT OP CONCURRENCY REQUESTS [MAX_RESULTS] | loadgen startup BIN ARGS…"),
+    }
+}
