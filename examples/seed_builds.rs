@@ -44,8 +44,7 @@ async fn main() {
             destination_image_id: Some(format!("ami-{:017x}", i)),
             sns_topic_arn: None,
             error: None,
-            stdout: Some("installed\n".into()),
-            stderr: Some(String::new()),
+            has_logs: true,
         });
         if batch.len() == 50_000 {
             store

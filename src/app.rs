@@ -92,7 +92,7 @@ impl App {
             config: config.ops(),
             worker: WorkerHandle::default(),
             paging_key,
-            url_key,
+            url_signer: crate::ops::logs::UrlSigner::new(&url_key),
             topics: sns
                 .clone()
                 .map(|s| s as Arc<dyn crate::ops::TopicDirectory>),

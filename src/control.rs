@@ -11,7 +11,7 @@ use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
-use crate::ops::logs::{self, Stream};
+use crate::ops::logs::Stream;
 use crate::ops::Ctx;
 use crate::protocol::{json_response, ApiError};
 
@@ -77,8 +77,7 @@ async fn serve_log(
             );
         }
     };
-    if !logs::verify(
-        &ctx.url_key,
+    if !ctx.url_signer.verify(
         &build.account,
         &build.region,
         build_id,
@@ -93,9 +92,21 @@ async fn serve_log(
     if ctx.clock.now_ms() / 1000 > expires {
         return denied("Request has expired");
     }
+    let logs = match ctx.store.installer_logs(build_id).await {
+        Ok(l) => l.unwrap_or_default(),
+        Err(e) => {
+            tracing::error!(error = %e, "store failure serving log");
+            return s3_style_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                "We encountered an internal error. Please try again.",
+                request_id,
+            );
+        }
+    };
     let text = match stream {
-        Stream::Stdout => build.stdout.unwrap_or_default(),
-        Stream::Stderr => build.stderr.unwrap_or_default(),
+        Stream::Stdout => logs.stdout,
+        Stream::Stderr => logs.stderr,
     };
     let mut resp = Response::new(Full::new(Bytes::from(text)));
     resp.headers_mut().insert(

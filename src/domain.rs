@@ -141,10 +141,17 @@ pub struct Build {
     pub sns_topic_arn: Option<String>,
     /// Why the build failed.
     pub error: Option<BuildError>,
-    /// Installer standard output, once the installers ran.
-    pub stdout: Option<String>,
-    /// Installer standard error, once the installers ran.
-    pub stderr: Option<String>,
+    /// True once the installers ran and their output is stored (`InstallerLogs`).
+    pub has_logs: bool,
+}
+
+/// What the installers printed; stored apart from the build so listings never carry it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallerLogs {
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
 }
 
 impl Build {

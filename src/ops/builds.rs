@@ -9,10 +9,10 @@
 //! Depends on: ops (Ctx, OpError, paging, logs), domain, store (trait), world.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::logs::{self, Stream};
+use super::logs::Stream;
 use super::paging::{self, Binding};
 use super::{Caller, Ctx, OpError};
 use crate::domain::{Build, BuildStage, BuildStatus, Notification, ProductRef};
@@ -100,9 +100,16 @@ pub struct DescribeBuildsInput {
     pub filters: Option<Vec<FilterIn>>,
 }
 
-/// DescribeBuilds output: already the wire JSON of `DescribeBuildsResult`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DescribeBuildsOutput(pub Value);
+/// DescribeBuilds output (model `DescribeBuildsResult`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeBuildsOutput {
+    /// The page of builds, newest first.
+    pub builds: Vec<DescribedBuild>,
+    /// Where the next page starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
 
 fn valid_image_name(name: &str) -> bool {
     let n = name.chars().count();
@@ -289,8 +296,7 @@ pub async fn start_build(
         destination_image_id: None,
         sns_topic_arn: input.sns_topic_arn.clone(),
         error: None,
-        stdout: None,
-        stderr: None,
+        has_logs: false,
     };
     let token = input.client_token.as_ref().map(|t| TokenClaim {
         token: t.clone(),
@@ -419,94 +425,144 @@ fn query_hash(q: &BuildQuery) -> String {
 }
 
 /// Epoch milliseconds as an awsJson timestamp: epoch seconds, millisecond precision.
-fn timestamp(ms: i64) -> Value {
-    if ms % 1000 == 0 {
-        Value::from(ms / 1000)
-    } else {
-        // ms / 1000 with three decimals is exactly representable enough for every client.
-        #[allow(clippy::cast_precision_loss)] // epoch ms fit in f64's 53-bit mantissa
-        let secs = ms as f64 / 1000.0;
-        Value::from(secs)
+#[derive(Debug, Clone, Copy)]
+struct Timestamp(i64);
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0 % 1000 == 0 {
+            s.serialize_i64(self.0 / 1000)
+        } else {
+            #[allow(clippy::cast_precision_loss)] // epoch ms fit in f64's 53-bit mantissa
+            s.serialize_f64(self.0 as f64 / 1000.0)
+        }
     }
 }
 
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct DestinationImageOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct SourceImageOut<'a> {
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ProductView<'a> {
+    id: &'a str,
+    version: &'a str,
+    title: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ErrorDetailOut<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
 /// The wire shape of one build (model `Build`); absent members are omitted.
-#[must_use]
-pub fn build_json(ctx: &Ctx, caller: &Caller, b: &Build, now_ms: i64) -> Value {
-    let mut m = Map::new();
-    m.insert("BuildId".into(), b.build_id.clone().into());
-    let mut dest = Map::new();
-    if let Some(id) = &b.destination_image_id {
-        dest.insert("Id".into(), id.clone().into());
-    }
-    if let Some(d) = &b.destination_image_description {
-        dest.insert("Description".into(), d.clone().into());
-    }
-    dest.insert("Name".into(), b.destination_image_name.clone().into());
-    m.insert("DestinationImage".into(), Value::Object(dest));
-    m.insert(
-        "FulfillmentOptionIds".into(),
-        b.fulfillment_option_ids.clone().into(),
-    );
-    m.insert(
-        "Products".into(),
-        Value::Array(
-            b.products
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct BuildOut<'a> {
+    build_id: &'a str,
+    destination_image: DestinationImageOut<'a>,
+    fulfillment_option_ids: &'a [String],
+    products: Vec<ProductView<'a>>,
+    source_image: SourceImageOut<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sns_topic_arn: Option<&'a str>,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    standard_output_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    standard_error_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_detail: Option<ErrorDetailOut<'a>>,
+    start_time: Timestamp,
+    last_update_time: Timestamp,
+}
+
+/// A build with the log URLs handed out with it.
+#[derive(Debug, Clone)]
+pub struct DescribedBuild {
+    /// The stored build.
+    pub build: Build,
+    /// Signed URL of the installer's standard output.
+    pub stdout_url: Option<String>,
+    /// Signed URL of the installer's standard error.
+    pub stderr_url: Option<String>,
+}
+
+impl Serialize for DescribedBuild {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let b = &self.build;
+        BuildOut {
+            build_id: &b.build_id,
+            destination_image: DestinationImageOut {
+                id: b.destination_image_id.as_deref(),
+                description: b.destination_image_description.as_deref(),
+                name: &b.destination_image_name,
+            },
+            fulfillment_option_ids: &b.fulfillment_option_ids,
+            products: b
+                .products
                 .iter()
-                .map(|p| json!({"Id": p.id, "Version": p.version, "Title": p.title}))
+                .map(|p| ProductView {
+                    id: &p.id,
+                    version: &p.version,
+                    title: &p.title,
+                })
                 .collect(),
-        ),
-    );
-    let mut src = Map::new();
-    src.insert("Id".into(), b.source_image_id.clone().into());
-    if let Some(n) = &b.source_image_name {
-        src.insert("Name".into(), n.clone().into());
+            source_image: SourceImageOut {
+                id: &b.source_image_id,
+                name: b.source_image_name.as_deref(),
+            },
+            sns_topic_arn: b.sns_topic_arn.as_deref(),
+            status: b.status.as_str(),
+            standard_output_url: self.stdout_url.as_deref(),
+            standard_error_url: self.stderr_url.as_deref(),
+            error_detail: b.error.as_ref().map(|e| ErrorDetailOut {
+                code: &e.code,
+                message: &e.message,
+            }),
+            start_time: Timestamp(b.created_ms),
+            last_update_time: Timestamp(b.updated_ms),
+        }
+        .serialize(s)
     }
-    m.insert("SourceImage".into(), Value::Object(src));
-    if let Some(t) = &b.sns_topic_arn {
-        m.insert("SnsTopicArn".into(), t.clone().into());
-    }
-    m.insert("Status".into(), b.status.as_str().into());
+}
+
+fn describe(ctx: &Ctx, caller: &Caller, build: Build, now_ms: i64) -> DescribedBuild {
     let expires = now_ms / 1000 + ctx.config.log_url_ttl_seconds;
-    if b.stdout.is_some() {
-        m.insert(
-            "StandardOutputUrl".into(),
-            logs::url(
-                &caller.base_url,
-                &ctx.url_key,
-                &b.account,
-                &b.region,
-                &b.build_id,
-                Stream::Stdout,
-                expires,
-            )
-            .into(),
-        );
+    let url = |stream| {
+        ctx.url_signer.url(
+            &caller.base_url,
+            &build.account,
+            &build.region,
+            &build.build_id,
+            stream,
+            expires,
+        )
+    };
+    let stdout_url = build.has_logs.then(|| url(Stream::Stdout));
+    let stderr_url = build.has_logs.then(|| url(Stream::Stderr));
+    DescribedBuild {
+        build,
+        stdout_url,
+        stderr_url,
     }
-    if b.stderr.is_some() {
-        m.insert(
-            "StandardErrorUrl".into(),
-            logs::url(
-                &caller.base_url,
-                &ctx.url_key,
-                &b.account,
-                &b.region,
-                &b.build_id,
-                Stream::Stderr,
-                expires,
-            )
-            .into(),
-        );
-    }
-    if let Some(e) = &b.error {
-        m.insert(
-            "ErrorDetail".into(),
-            json!({"Code": e.code, "Message": e.message}),
-        );
-    }
-    m.insert("StartTime".into(), timestamp(b.created_ms));
-    m.insert("LastUpdateTime".into(), timestamp(b.updated_ms));
-    Value::Object(m)
 }
 
 /// Lists the caller's builds (DescribeBuilds).
@@ -545,23 +601,16 @@ pub async fn describe_builds(
         ),
     };
     let page = ctx.store.list_builds(&query, after.as_ref(), limit).await?;
-    let mut out = Map::new();
-    out.insert(
-        "Builds".into(),
-        Value::Array(
-            page.builds
-                .iter()
-                .map(|b| build_json(ctx, caller, b, now))
-                .collect(),
-        ),
-    );
-    if let Some(c) = &page.next {
-        out.insert(
-            "NextToken".into(),
-            paging::encode(&ctx.paging_key, &binding, c, now).into(),
-        );
-    }
-    Ok(DescribeBuildsOutput(Value::Object(out)))
+    let next_token = page
+        .next
+        .as_ref()
+        .map(|c| paging::encode(&ctx.paging_key, &binding, c, now));
+    let builds = page
+        .builds
+        .into_iter()
+        .map(|b| describe(ctx, caller, b, now))
+        .collect();
+    Ok(DescribeBuildsOutput { builds, next_token })
 }
 
 #[cfg(test)]
@@ -630,7 +679,7 @@ mod tests {
             config: crate::ops::OpsConfig::default(),
             worker: crate::ops::WorkerHandle::default(),
             paging_key: vec![1; 32],
-            url_key: vec![2; 32],
+            url_signer: crate::ops::logs::UrlSigner::new(&[2; 32]),
             topics: None,
         }
     }
@@ -664,7 +713,13 @@ mod tests {
 
     #[test]
     fn timestamps_are_epoch_seconds_with_millis() {
-        assert_eq!(timestamp(1_529_960_569_430).to_string(), "1529960569.43");
-        assert_eq!(timestamp(1_529_960_569_000).to_string(), "1529960569");
+        assert_eq!(
+            serde_json::to_string(&Timestamp(1_529_960_569_430)).unwrap(),
+            "1529960569.43"
+        );
+        assert_eq!(
+            serde_json::to_string(&Timestamp(1_529_960_569_000)).unwrap(),
+            "1529960569"
+        );
     }
 }

@@ -40,57 +40,79 @@ impl Stream {
     }
 }
 
-fn signature(
-    key: &[u8],
-    account: &str,
-    region: &str,
-    build_id: &str,
-    stream: Stream,
-    expires_s: i64,
-) -> String {
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key)
-        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
-    m.update(
+/// Signs and verifies log URLs with a key whose HMAC state is prepared once.
+#[derive(Clone)]
+pub struct UrlSigner {
+    keyed: Hmac<Sha256>,
+}
+
+impl std::fmt::Debug for UrlSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UrlSigner(***)")
+    }
+}
+
+impl UrlSigner {
+    /// Prepares a signer for `key`.
+    #[must_use]
+    pub fn new(key: &[u8]) -> Self {
+        let keyed = <Hmac<Sha256> as Mac>::new_from_slice(key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        Self { keyed }
+    }
+
+    fn signature(
+        &self,
+        account: &str,
+        region: &str,
+        build_id: &str,
+        stream: Stream,
+        expires_s: i64,
+    ) -> [u8; 32] {
+        let mut m = self.keyed.clone();
+        for part in [account, region, build_id, stream.as_str()] {
+            m.update(part.as_bytes());
+            m.update(b"\n");
+        }
+        m.update(&expires_s.to_be_bytes());
+        m.finalize().into_bytes().into()
+    }
+
+    /// Builds the URL of one stream of one build, valid until `expires_s` (epoch seconds).
+    #[must_use]
+    pub fn url(
+        &self,
+        base_url: &str,
+        account: &str,
+        region: &str,
+        build_id: &str,
+        stream: Stream,
+        expires_s: i64,
+    ) -> String {
+        let sig = hex::encode(self.signature(account, region, build_id, stream, expires_s));
         format!(
-            "{account}\n{region}\n{build_id}\n{}\n{expires_s}",
+            "{base_url}{LOGS_PATH}{build_id}/{}?Expires={expires_s}&Signature={sig}",
             stream.as_str()
         )
-        .as_bytes(),
-    );
-    hex::encode(m.finalize().into_bytes())
-}
+    }
 
-/// Builds the URL of one stream of one build, valid until `expires_s` (epoch seconds).
-#[must_use]
-pub fn url(
-    base_url: &str,
-    key: &[u8],
-    account: &str,
-    region: &str,
-    build_id: &str,
-    stream: Stream,
-    expires_s: i64,
-) -> String {
-    let sig = signature(key, account, region, build_id, stream, expires_s);
-    format!(
-        "{base_url}{LOGS_PATH}{build_id}/{}?Expires={expires_s}&Signature={sig}",
-        stream.as_str()
-    )
-}
-
-/// Checks a URL's signature for the build's owner; expiry is checked by the caller.
-#[must_use]
-pub fn verify(
-    key: &[u8],
-    account: &str,
-    region: &str,
-    build_id: &str,
-    stream: Stream,
-    expires_s: i64,
-    sig: &str,
-) -> bool {
-    let expected = signature(key, account, region, build_id, stream, expires_s);
-    expected.len() == sig.len() && bool::from(expected.as_bytes().ct_eq(sig.as_bytes()))
+    /// Checks a URL's signature for the build's owner; expiry is checked by the caller.
+    #[must_use]
+    pub fn verify(
+        &self,
+        account: &str,
+        region: &str,
+        build_id: &str,
+        stream: Stream,
+        expires_s: i64,
+        sig: &str,
+    ) -> bool {
+        let Ok(given) = hex::decode(sig) else {
+            return false;
+        };
+        let expected = self.signature(account, region, build_id, stream, expires_s);
+        given.len() == expected.len() && bool::from(expected.as_slice().ct_eq(&given))
+    }
 }
 
 #[cfg(test)]
@@ -99,52 +121,17 @@ mod tests {
 
     #[test]
     fn signed_url_verifies_only_for_its_owner() {
-        let u = url(
-            "http://h",
-            b"k",
-            "111111111111",
-            "us-east-1",
-            "b1",
-            Stream::Stdout,
-            99,
-        );
+        let s = UrlSigner::new(b"k");
+        let acct = "111111111111";
+        let u = s.url("http://h", acct, "us-east-1", "b1", Stream::Stdout, 99);
         let sig = u.rsplit("Signature=").next().unwrap();
         assert!(u.starts_with("http://h/_imagebuild/logs/b1/stdout?Expires=99&Signature="));
-        assert!(verify(
-            b"k",
-            "111111111111",
-            "us-east-1",
-            "b1",
-            Stream::Stdout,
-            99,
-            sig
-        ));
-        assert!(!verify(
-            b"k",
-            "222222222222",
-            "us-east-1",
-            "b1",
-            Stream::Stdout,
-            99,
-            sig
-        ));
-        assert!(!verify(
-            b"k",
-            "111111111111",
-            "us-east-1",
-            "b1",
-            Stream::Stderr,
-            99,
-            sig
-        ));
-        assert!(!verify(
-            b"k",
-            "111111111111",
-            "us-east-1",
-            "b1",
-            Stream::Stdout,
-            100,
-            sig
-        ));
+        assert!(s.verify(acct, "us-east-1", "b1", Stream::Stdout, 99, sig));
+        assert!(!s.verify("222222222222", "us-east-1", "b1", Stream::Stdout, 99, sig));
+        assert!(!s.verify(acct, "us-west-2", "b1", Stream::Stdout, 99, sig));
+        assert!(!s.verify(acct, "us-east-1", "b1", Stream::Stderr, 99, sig));
+        assert!(!s.verify(acct, "us-east-1", "b1", Stream::Stdout, 100, sig));
+        assert!(!UrlSigner::new(b"other").verify(acct, "us-east-1", "b1", Stream::Stdout, 99, sig));
+        assert!(!s.verify(acct, "us-east-1", "b1", Stream::Stdout, 99, "zz"));
     }
 }

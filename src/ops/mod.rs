@@ -90,8 +90,8 @@ pub struct Ctx {
     pub worker: WorkerHandle,
     /// Key that signs NextTokens (persisted in the store).
     pub paging_key: Vec<u8>,
-    /// Key that signs log URLs (persisted in the store).
-    pub url_key: Vec<u8>,
+    /// Signs log URLs (its key is persisted in the store).
+    pub url_signer: logs::UrlSigner,
     /// The SNS endpoint's topics, when one is configured (else the world's).
     pub topics: Option<std::sync::Arc<dyn TopicDirectory>>,
 }

@@ -174,7 +174,7 @@ impl Service {
             Err(Invalid::Constraints(v)) => return Err(map_violations(op, &v).into()),
         }
         let out = dispatch(&self.ctx, &caller, op, value).await?;
-        Ok(json_response(StatusCode::OK, out.to_string(), request_id))
+        Ok(json_response(StatusCode::OK, out, request_id))
     }
 
     async fn read_body(
@@ -298,15 +298,14 @@ async fn dispatch(
     caller: &Caller,
     op: Operation,
     value: Value,
-) -> Result<Value, ApiError> {
-    match op {
+) -> Result<String, ApiError> {
+    let out = match op {
         Operation::StartBuild => {
-            let out = builds::start_build(ctx, caller, decode(value)?).await?;
-            serde_json::to_value(out)
-                .map_err(|e| OpError::InternalServerErrorException(e.to_string()).into())
+            serde_json::to_string(&builds::start_build(ctx, caller, decode(value)?).await?)
         }
-        Operation::DescribeBuilds => Ok(builds::describe_builds(ctx, caller, decode(value)?)
-            .await?
-            .0),
-    }
+        Operation::DescribeBuilds => {
+            serde_json::to_string(&builds::describe_builds(ctx, caller, decode(value)?).await?)
+        }
+    };
+    out.map_err(|e| OpError::InternalServerErrorException(e.to_string()).into())
 }

@@ -41,8 +41,7 @@ pub fn sample_build(account: &str, created_ms: i64, id: &str) -> Build {
         destination_image_id: None,
         sns_topic_arn: None,
         error: None,
-        stdout: None,
-        stderr: None,
+        has_logs: false,
     }
 }
 
@@ -436,9 +435,15 @@ pub async fn outbox_and_images_are_written_with_the_change<F: StoreFactory>() {
     };
     let mut next = b.clone();
     next.version = 2;
+    next.has_logs = true;
+    let logs = crate::domain::InstallerLogs {
+        stdout: "out".into(),
+        stderr: "err".into(),
+    };
     let effects = Effects {
         notification: Some(n("two")),
         image: Some(img.clone()),
+        logs: Some(logs.clone()),
     };
     s.update_build(&next, 1, &effects).await.unwrap();
     // a failed conditional update writes no effects
@@ -448,10 +453,12 @@ pub async fn outbox_and_images_are_written_with_the_change<F: StoreFactory>() {
             1,
             &Effects {
                 notification: Some(n("lost")),
-                image: None,
+                ..Effects::default()
             },
         )
         .await;
+    assert_eq!(s.installer_logs("a").await.unwrap(), Some(logs));
+    assert_eq!(s.installer_logs("b").await.unwrap(), None);
     let pending = s.pending_notifications(10).await.unwrap();
     let msgs: Vec<_> = pending
         .iter()
@@ -565,6 +572,12 @@ impl Store for FailingStore {
         Err(StoreError::Unavailable("injected".into()))
     }
     async fn secret(&self, _: &str) -> Result<Vec<u8>, StoreError> {
+        Err(StoreError::Unavailable("injected".into()))
+    }
+    async fn installer_logs(
+        &self,
+        _: &str,
+    ) -> Result<Option<crate::domain::InstallerLogs>, StoreError> {
         Err(StoreError::Unavailable("injected".into()))
     }
 }

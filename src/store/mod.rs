@@ -15,7 +15,7 @@ pub mod conformance;
 
 use async_trait::async_trait;
 
-use crate::domain::{Build, BuildStatus, CreatedImage, Notification};
+use crate::domain::{Build, BuildStatus, CreatedImage, InstallerLogs, Notification};
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +137,8 @@ pub struct Effects {
     pub notification: Option<Notification>,
     /// An image the build created.
     pub image: Option<CreatedImage>,
+    /// What the build's installers printed.
+    pub logs: Option<InstallerLogs>,
 }
 
 /// A queued notification with its outbox id.
@@ -203,6 +205,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Returns every notification (delivered or not) for `topic`, or all, oldest first.
     async fn notifications(&self, topic: Option<&str>) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// Returns what a build's installers printed, if they ran.
+    async fn installer_logs(&self, build_id: &str) -> Result<Option<InstallerLogs>, StoreError>;
 
     /// Returns the named 32-byte secret, creating it (randomly) on first use.
     async fn secret(&self, name: &str) -> Result<Vec<u8>, StoreError>;

@@ -22,7 +22,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use super::{
     BuildQuery, CreateOutcome, Cursor, Effects, OutboxEntry, Page, Store, StoreError, TokenClaim,
 };
-use crate::domain::{Build, BuildStatus, CreatedImage, Notification};
+use crate::domain::{Build, BuildStatus, CreatedImage, InstallerLogs, Notification};
 
 const SCHEMA: &str = r"
 CREATE TABLE IF NOT EXISTS builds (
@@ -63,6 +63,9 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(id) WHERE delivered_ms IS NULL;
 CREATE INDEX IF NOT EXISTS outbox_by_topic ON outbox(topic, id);
+CREATE TABLE IF NOT EXISTS build_logs (
+    build_id TEXT PRIMARY KEY, stdout TEXT NOT NULL, stderr TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1');
@@ -171,13 +174,20 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        // Reads are bounded (keyset pages, point lookups), so a free reader connection runs
+        // them right here: a hop to the blocking pool costs more than the query. Only when every
+        // reader is busy (or there are none, in memory) does the read wait on the blocking pool.
+        let pooled = self.inner.readers.lock().ok().and_then(|mut p| p.pop());
+        if let Some(conn) = pooled {
+            let out = f(&conn);
+            if let Ok(mut pool) = self.inner.readers.lock() {
+                pool.push(conn);
+            }
+            return out;
+        }
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let pooled = inner
-                .readers
-                .lock()
-                .map_err(|_| StoreError::Unavailable("reader pool poisoned".into()))?
-                .pop();
+            let pooled = inner.readers.lock().ok().and_then(|mut p| p.pop());
             if let Some(conn) = pooled {
                 let out = f(&conn);
                 if let Ok(mut pool) = inner.readers.lock() {
@@ -585,6 +595,13 @@ impl Store for SqliteStore {
                 )
                 .map_err(unavailable)?;
             }
+            if let Some(logs) = &effects.logs {
+                tx.execute(
+                    "INSERT OR REPLACE INTO build_logs(build_id, stdout, stderr) VALUES (?1, ?2, ?3)",
+                    params![build.build_id, logs.stdout, logs.stderr],
+                )
+                .map_err(unavailable)?;
+            }
             if let Some(n) = &effects.notification {
                 insert_notification(&tx, n)?;
             }
@@ -653,6 +670,25 @@ impl Store for SqliteStore {
                 "SELECT id, body, delivered_ms FROM outbox WHERE ?1 IS NULL OR topic = ?1 ORDER BY id",
                 topic,
             )
+        })
+        .await
+    }
+
+    async fn installer_logs(&self, build_id: &str) -> Result<Option<InstallerLogs>, StoreError> {
+        let id = build_id.to_string();
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT stdout, stderr FROM build_logs WHERE build_id = ?1",
+                [id],
+                |r| {
+                    Ok(InstallerLogs {
+                        stdout: r.get(0)?,
+                        stderr: r.get(1)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(unavailable)
         })
         .await
     }

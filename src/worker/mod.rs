@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use crate::domain::{Build, BuildError, BuildStage, BuildStatus, CreatedImage, Notification};
+use crate::domain::{
+    Build, BuildError, BuildStage, BuildStatus, CreatedImage, InstallerLogs, Notification,
+};
 use crate::ops::{Ctx, OpsConfig};
 use crate::store::{Effects, StoreError};
 use crate::world::{Image, Tag, World};
@@ -41,6 +43,17 @@ fn new_image_id() -> String {
     format!("ami-{hex}")
 }
 
+/// The next state of a build and what it produced on the way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Advance {
+    /// The build, one stage further.
+    pub build: Build,
+    /// The image it created, if it just succeeded.
+    pub image: Option<CreatedImage>,
+    /// What its installers printed, if they just ran.
+    pub logs: Option<InstallerLogs>,
+}
+
 /// Computes the next state of a due build (pure apart from the new image id).
 #[must_use]
 pub fn advance(
@@ -49,11 +62,12 @@ pub fn advance(
     source: Option<&Image>,
     cfg: &OpsConfig,
     now: i64,
-) -> (Build, Option<CreatedImage>) {
+) -> Advance {
     let mut next = b.clone();
     next.version = b.version + 1;
     next.updated_ms = now;
     let mut image = None;
+    let mut logs = None;
     let fail = |n: &mut Build, status: BuildStatus, error: Option<BuildError>| {
         n.status = status;
         n.stage = BuildStage::Done;
@@ -108,8 +122,8 @@ pub fn advance(
                     break;
                 }
             }
-            next.stdout = Some(stdout);
-            next.stderr = Some(stderr);
+            next.has_logs = true;
+            logs = Some(InstallerLogs { stdout, stderr });
             match outcome {
                 Some((status, error)) => fail(&mut next, status, error),
                 None => {
@@ -121,7 +135,7 @@ pub fn advance(
         BuildStage::CreatingImage => {
             let Some(src) = source else {
                 fail(&mut next, BuildStatus::InternalError, None);
-                return (next, None);
+                return Advance { build: next, image: None, logs: None };
             };
             let id = new_image_id();
             let mut img = src.clone();
@@ -152,7 +166,11 @@ pub fn advance(
             next.due_ms = None;
         }
     }
-    (next, image)
+    Advance {
+        build: next,
+        image,
+        logs,
+    }
 }
 
 /// One pass: advances every due build by one stage.
@@ -172,7 +190,11 @@ pub async fn tick(ctx: &Ctx, now: i64) -> Result<TickReport, StoreError> {
                 .await?
                 .map(|c| c.image),
         };
-        let (next, image) = advance(&b, &world, source.as_ref(), &ctx.config, now);
+        let Advance {
+            build: next,
+            image,
+            logs,
+        } = advance(&b, &world, source.as_ref(), &ctx.config, now);
         let notification = if next.status == b.status {
             None
         } else {
@@ -181,6 +203,7 @@ pub async fn tick(ctx: &Ctx, now: i64) -> Result<TickReport, StoreError> {
         let effects = Effects {
             notification,
             image,
+            logs,
         };
         match ctx.store.update_build(&next, b.version, &effects).await {
             Ok(()) => {
@@ -246,28 +269,28 @@ mod tests {
         b
     }
 
-    fn run_to_end(mut b: Build) -> (Build, Option<CreatedImage>) {
+    /// Runs a build to its end; returns it with the image and logs it produced.
+    fn run_to_end(mut b: Build) -> (Build, Option<CreatedImage>, Option<InstallerLogs>) {
         let w = world();
         let cfg = OpsConfig::default();
-        let mut created = None;
+        let (mut created, mut logs) = (None, None);
         for step in 0..5 {
             if b.status.is_terminal() {
                 break;
             }
             let src = w.image(&b.region, &b.source_image_id).cloned();
-            let (n, img) = advance(&b, &w, src.as_ref(), &cfg, 2000 + step);
-            assert_eq!(n.version, b.version + 1);
-            if img.is_some() {
-                created = img;
-            }
-            b = n;
+            let a = advance(&b, &w, src.as_ref(), &cfg, 2000 + step);
+            assert_eq!(a.build.version, b.version + 1);
+            created = a.image.or(created);
+            logs = a.logs.or(logs);
+            b = a.build;
         }
-        (b, created)
+        (b, created, logs)
     }
 
     #[test]
     fn good_installer_succeeds_and_creates_an_owned_tagged_image() {
-        let (b, img) = run_to_end(build_for("fo-ids4xf7qagwyc", "ami-0a1b2c3d4e5f60718"));
+        let (b, img, logs) = run_to_end(build_for("fo-ids4xf7qagwyc", "ami-0a1b2c3d4e5f60718"));
         assert_eq!(b.status, BuildStatus::Succeeded);
         assert_eq!(b.due_ms, None);
         let img = img.unwrap();
@@ -280,28 +303,28 @@ mod tests {
             .tags
             .iter()
             .any(|t| t.key == "AWSMarketplaceFulfillmentID" && t.value == "fo-ids4xf7qagwyc"));
-        assert!(b.stdout.unwrap().contains("installed"));
+        assert!(b.has_logs && logs.unwrap().stdout.contains("installed"));
     }
 
     #[test]
     fn missing_ssm_agent_fails_before_installing() {
-        let (b, img) = run_to_end(build_for("fo-ids4xf7qagwyc", "ami-0c1b2c3d4e5f60718"));
+        let (b, img, logs) = run_to_end(build_for("fo-ids4xf7qagwyc", "ami-0c1b2c3d4e5f60718"));
         assert_eq!(b.status, BuildStatus::Failed);
         assert_eq!(b.error.unwrap().code, "SSMAgentNotFound");
-        assert!(img.is_none() && b.stdout.is_none());
+        assert!(img.is_none() && logs.is_none() && !b.has_logs);
     }
 
     #[test]
     fn failing_timing_out_and_broken_installers() {
-        let (b, _) = run_to_end(build_for("fo-demofailinstall", "ami-0a1b2c3d4e5f60718"));
+        let (b, _, logs) = run_to_end(build_for("fo-demofailinstall", "ami-0a1b2c3d4e5f60718"));
         assert_eq!(
             (b.status, b.error.as_ref().unwrap().code.as_str()),
             (BuildStatus::Failed, "InstallFailed")
         );
-        assert!(b.stderr.unwrap().contains("exit status 1"));
-        let (b, _) = run_to_end(build_for("fo-demotimeout01", "ami-0a1b2c3d4e5f60718"));
+        assert!(logs.unwrap().stderr.contains("exit status 1"));
+        let (b, _, _) = run_to_end(build_for("fo-demotimeout01", "ami-0a1b2c3d4e5f60718"));
         assert!(b.error.unwrap().message.contains("timed out"));
-        let (b, _) = run_to_end(build_for("fo-demointernal01", "ami-0a1b2c3d4e5f60718"));
+        let (b, _, _) = run_to_end(build_for("fo-demointernal01", "ami-0a1b2c3d4e5f60718"));
         assert_eq!(b.status, BuildStatus::InternalError);
         assert!(b.error.is_none());
     }
