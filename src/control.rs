@@ -77,14 +77,10 @@ async fn serve_log(
             );
         }
     };
-    if !ctx.url_signer.verify(
-        &build.account,
-        &build.region,
-        build_id,
-        stream,
-        expires,
-        sig,
-    ) {
+    if !ctx
+        .url_signer
+        .verify(&build.account, &build.region, build_id, expires, sig)
+    {
         return denied(
             "The request signature we calculated does not match the signature you provided.",
         );

@@ -778,10 +778,21 @@ async fn log_urls_expire_and_are_bound_to_the_build() {
     let b = app.wait_terminal(&id).await;
     let url = b["StandardOutputUrl"].as_str().unwrap().to_string();
     assert_eq!(app.get(&url).await.0, 200);
-    let tampered = url.replace("/stdout?", "/stderr?");
+    // the signature is bound to the build: moved to another build id it is refused
+    let other = app
+        .call("StartBuild", start_body(GOOD_FO, LINUX_AMI))
+        .await
+        .body["BuildId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.wait_terminal(&other).await;
+    let tampered = url.replace(&id, &other);
     let (status, body) = app.get(&tampered).await;
     assert_eq!(status, 403);
     assert!(body.contains("<Code>AccessDenied</Code>"));
+    let (status, _) = app.get(&url.replace("Signature=", "Signature=00")).await;
+    assert_eq!(status, 403);
     clock.advance_ms(3601 * 1000);
     let (status, body) = app.get(&url).await;
     assert_eq!(status, 403);

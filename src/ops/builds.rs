@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::logs::Stream;
 use super::paging::{self, Binding};
 use super::{Caller, Ctx, OpError};
 use crate::domain::{Build, BuildStage, BuildStatus, Notification, ProductRef};
@@ -498,7 +497,7 @@ struct BuildOut<'a> {
 #[derive(Debug, Clone)]
 pub struct DescribedBuild {
     /// The stored build.
-    pub build: Build,
+    pub build: std::sync::Arc<Build>,
     /// Signed URL of the installer's standard output.
     pub stdout_url: Option<String>,
     /// Signed URL of the installer's standard error.
@@ -544,20 +543,25 @@ impl Serialize for DescribedBuild {
     }
 }
 
-fn describe(ctx: &Ctx, caller: &Caller, build: Build, now_ms: i64) -> DescribedBuild {
+fn describe(
+    ctx: &Ctx,
+    caller: &Caller,
+    build: std::sync::Arc<Build>,
+    now_ms: i64,
+) -> DescribedBuild {
     let expires = now_ms / 1000 + ctx.config.log_url_ttl_seconds;
-    let url = |stream| {
-        ctx.url_signer.url(
+    let (stdout_url, stderr_url) = if build.has_logs {
+        let (out, err) = ctx.url_signer.urls(
             &caller.base_url,
             &build.account,
             &build.region,
             &build.build_id,
-            stream,
             expires,
-        )
+        );
+        (Some(out), Some(err))
+    } else {
+        (None, None)
     };
-    let stdout_url = build.has_logs.then(|| url(Stream::Stdout));
-    let stderr_url = build.has_logs.then(|| url(Stream::Stderr));
     DescribedBuild {
         build,
         stdout_url,

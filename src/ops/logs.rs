@@ -61,16 +61,9 @@ impl UrlSigner {
         Self { keyed }
     }
 
-    fn signature(
-        &self,
-        account: &str,
-        region: &str,
-        build_id: &str,
-        stream: Stream,
-        expires_s: i64,
-    ) -> [u8; 32] {
+    fn signature(&self, account: &str, region: &str, build_id: &str, expires_s: i64) -> [u8; 32] {
         let mut m = self.keyed.clone();
-        for part in [account, region, build_id, stream.as_str()] {
+        for part in [account, region, build_id] {
             m.update(part.as_bytes());
             m.update(b"\n");
         }
@@ -78,22 +71,27 @@ impl UrlSigner {
         m.finalize().into_bytes().into()
     }
 
-    /// Builds the URL of one stream of one build, valid until `expires_s` (epoch seconds).
+    /// Builds the URLs of both streams of one build, valid until `expires_s` (epoch seconds).
+    ///
+    /// One signature covers the build (owner, region, id, expiry), not the stream: both URLs
+    /// go to the same caller, so binding the stream would only double the signing work.
     #[must_use]
-    pub fn url(
+    pub fn urls(
         &self,
         base_url: &str,
         account: &str,
         region: &str,
         build_id: &str,
-        stream: Stream,
         expires_s: i64,
-    ) -> String {
-        let sig = hex::encode(self.signature(account, region, build_id, stream, expires_s));
-        format!(
-            "{base_url}{LOGS_PATH}{build_id}/{}?Expires={expires_s}&Signature={sig}",
-            stream.as_str()
-        )
+    ) -> (String, String) {
+        let sig = hex::encode(self.signature(account, region, build_id, expires_s));
+        let url = |stream: Stream| {
+            format!(
+                "{base_url}{LOGS_PATH}{build_id}/{}?Expires={expires_s}&Signature={sig}",
+                stream.as_str()
+            )
+        };
+        (url(Stream::Stdout), url(Stream::Stderr))
     }
 
     /// Checks a URL's signature for the build's owner; expiry is checked by the caller.
@@ -103,14 +101,13 @@ impl UrlSigner {
         account: &str,
         region: &str,
         build_id: &str,
-        stream: Stream,
         expires_s: i64,
         sig: &str,
     ) -> bool {
         let Ok(given) = hex::decode(sig) else {
             return false;
         };
-        let expected = self.signature(account, region, build_id, stream, expires_s);
+        let expected = self.signature(account, region, build_id, expires_s);
         given.len() == expected.len() && bool::from(expected.as_slice().ct_eq(&given))
     }
 }
@@ -120,18 +117,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn signed_url_verifies_only_for_its_owner() {
+    fn signed_url_verifies_only_for_its_build_and_owner() {
         let s = UrlSigner::new(b"k");
         let acct = "111111111111";
-        let u = s.url("http://h", acct, "us-east-1", "b1", Stream::Stdout, 99);
-        let sig = u.rsplit("Signature=").next().unwrap();
-        assert!(u.starts_with("http://h/_imagebuild/logs/b1/stdout?Expires=99&Signature="));
-        assert!(s.verify(acct, "us-east-1", "b1", Stream::Stdout, 99, sig));
-        assert!(!s.verify("222222222222", "us-east-1", "b1", Stream::Stdout, 99, sig));
-        assert!(!s.verify(acct, "us-west-2", "b1", Stream::Stdout, 99, sig));
-        assert!(!s.verify(acct, "us-east-1", "b1", Stream::Stderr, 99, sig));
-        assert!(!s.verify(acct, "us-east-1", "b1", Stream::Stdout, 100, sig));
-        assert!(!UrlSigner::new(b"other").verify(acct, "us-east-1", "b1", Stream::Stdout, 99, sig));
-        assert!(!s.verify(acct, "us-east-1", "b1", Stream::Stdout, 99, "zz"));
+        let (out, err) = s.urls("http://h", acct, "us-east-1", "b1", 99);
+        assert!(out.starts_with("http://h/_imagebuild/logs/b1/stdout?Expires=99&Signature="));
+        assert!(err.starts_with("http://h/_imagebuild/logs/b1/stderr?Expires=99&Signature="));
+        let sig = out.rsplit("Signature=").next().unwrap();
+        assert!(s.verify(acct, "us-east-1", "b1", 99, sig));
+        assert!(!s.verify("222222222222", "us-east-1", "b1", 99, sig));
+        assert!(!s.verify(acct, "us-west-2", "b1", 99, sig));
+        assert!(!s.verify(acct, "us-east-1", "b2", 99, sig));
+        assert!(!s.verify(acct, "us-east-1", "b1", 100, sig));
+        assert!(!UrlSigner::new(b"other").verify(acct, "us-east-1", "b1", 99, sig));
+        assert!(!s.verify(acct, "us-east-1", "b1", 99, "zz"));
     }
 }

@@ -292,7 +292,7 @@ pub async fn listing_is_scoped_to_account_and_region<F: StoreFactory>() {
         .unwrap()
         .builds
         .into_iter()
-        .map(|b| b.build_id)
+        .map(|b| b.build_id.clone())
         .collect();
     assert_eq!(ids, vec!["a"]);
     let mut by_id = q("222222222222");
@@ -374,7 +374,7 @@ pub async fn filtered_listing_matches_reference_semantics<F: StoreFactory>() {
             if page.next.is_some() {
                 assert_eq!(page.builds.len(), limit);
             }
-            got.extend(page.builds.into_iter().map(|b| b.build_id));
+            got.extend(page.builds.into_iter().map(|b| b.build_id.clone()));
             match page.next {
                 Some(c) => cursor = Some(c),
                 None => break,

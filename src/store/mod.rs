@@ -124,8 +124,8 @@ impl Cursor {
 /// One page of builds, newest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
-    /// The builds.
-    pub builds: Vec<Build>,
+    /// The builds (shared: finished builds are decoded once and reused).
+    pub builds: Vec<std::sync::Arc<Build>>,
     /// Where the next page starts, if there is one.
     pub next: Option<Cursor>,
 }

@@ -11,6 +11,7 @@
 //!
 //! Depends on: store (trait), domain.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -76,6 +77,7 @@ const READERS: usize = 4;
 struct Inner {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    decoded: Mutex<DecodedCache>,
 }
 
 /// The SQLite-backed store.
@@ -117,6 +119,7 @@ impl SqliteStore {
             inner: Arc::new(Inner {
                 writer: Mutex::new(writer),
                 readers: Mutex::new(readers),
+                decoded: Mutex::default(),
             }),
         })
     }
@@ -132,6 +135,7 @@ impl SqliteStore {
             inner: Arc::new(Inner {
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
+                decoded: Mutex::default(),
             }),
         })
     }
@@ -272,18 +276,54 @@ fn insert_notification(tx: &rusqlite::Transaction<'_>, n: &Notification) -> Resu
     Ok(())
 }
 
+/// Decoded builds by id, reused while their version is unchanged: listings mostly return
+/// finished builds, which never change, so decoding each row's JSON again is wasted work.
+#[derive(Default)]
+struct DecodedCache {
+    by_id: HashMap<String, (i64, Arc<Build>)>,
+}
+
+/// Most builds kept decoded; past this the cache starts over (bounded memory, no bookkeeping).
+const DECODED_CACHE_MAX: usize = 50_000;
+
+/// Runs a statement selecting `(build_id, version, body)` and returns the builds, decoding
+/// only rows the cache does not already hold at that version.
 fn collect_builds(
+    cache: &Mutex<DecodedCache>,
     stmt: &mut rusqlite::Statement<'_>,
     args: &[Value],
-) -> Result<Vec<Build>, StoreError> {
-    let rows = stmt
-        .query_map(rusqlite::params_from_iter(args.iter()), |r| {
-            r.get::<_, String>(0)
-        })
+) -> Result<Vec<Arc<Build>>, StoreError> {
+    let mut cache = cache
+        .lock()
+        .map_err(|_| StoreError::Unavailable("decoded-build cache poisoned".into()))?;
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(args.iter()))
         .map_err(unavailable)?;
     let mut out = Vec::new();
-    for row in rows {
-        out.push(decode_build(&row.map_err(unavailable)?)?);
+    while let Some(row) = rows.next().map_err(unavailable)? {
+        let id = row
+            .get_ref(0)
+            .and_then(|v| Ok(v.as_str()?))
+            .map_err(unavailable)?;
+        let version: i64 = row.get(1).map_err(unavailable)?;
+        if let Some((v, b)) = cache.by_id.get(id) {
+            if *v == version {
+                out.push(b.clone());
+                continue;
+            }
+        }
+        let body = row
+            .get_ref(2)
+            .and_then(|v| Ok(v.as_str()?))
+            .map_err(unavailable)?;
+        let build = Arc::new(decode_build(body)?);
+        if cache.by_id.len() >= DECODED_CACHE_MAX {
+            cache.by_id.clear();
+        }
+        cache
+            .by_id
+            .insert(build.build_id.clone(), (version, build.clone()));
+        out.push(build);
     }
     Ok(out)
 }
@@ -302,10 +342,11 @@ fn placeholders(n: usize) -> String {
 
 fn list_sql(
     conn: &Connection,
+    cache: &Mutex<DecodedCache>,
     q: &BuildQuery,
     after: Option<&Cursor>,
     limit: usize,
-) -> Result<Vec<Build>, StoreError> {
+) -> Result<Vec<Arc<Build>>, StoreError> {
     let fetch = limit + 1;
     if let Some(ids) = &q.build_ids {
         // Direct lookups (at most 50 + filter values), then the rest of the query in code.
@@ -313,7 +354,7 @@ fn list_sql(
             return Ok(Vec::new());
         }
         let sql = format!(
-            "SELECT body FROM builds WHERE account = ? AND region = ? AND build_id IN ({})",
+            "SELECT build_id, version, body FROM builds WHERE account = ? AND region = ? AND build_id IN ({})",
             placeholders(ids.len())
         );
         let mut args = vec![
@@ -322,7 +363,7 @@ fn list_sql(
         ];
         args.extend(ids.iter().map(|i| Value::Text(i.clone())));
         let mut stmt = conn.prepare(&sql).map_err(unavailable)?;
-        let mut builds: Vec<Build> = collect_builds(&mut stmt, &args)?
+        let mut builds: Vec<Arc<Build>> = collect_builds(cache, &mut stmt, &args)?
             .into_iter()
             .filter(|b| q.matches(b) && after.is_none_or(|c| c.precedes(b)))
             .collect();
@@ -363,9 +404,9 @@ fn list_sql(
         Driver::Status(_) => ("builds b", Some("b.status"), "b"),
         Driver::Owner => ("builds b", None, "b"),
     };
-    let mut merged: Vec<Build> = Vec::new();
+    let mut merged: Vec<Arc<Build>> = Vec::new();
     for value in values {
-        let mut sql = format!("SELECT b.body FROM {from} WHERE {t}.account = ? AND {t}.region = ?");
+        let mut sql = format!("SELECT b.build_id, b.version, b.body FROM {from} WHERE {t}.account = ? AND {t}.region = ?");
         let mut args = vec![
             Value::Text(q.account.clone()),
             Value::Text(q.region.clone()),
@@ -400,7 +441,7 @@ fn list_sql(
             " ORDER BY {t}.created_ms DESC, {t}.build_id DESC LIMIT {fetch}"
         ));
         let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
-        merged.extend(collect_builds(&mut stmt, &args)?);
+        merged.extend(collect_builds(cache, &mut stmt, &args)?);
     }
     merged.sort_by(|a, b| (b.created_ms, &b.build_id).cmp(&(a.created_ms, &a.build_id)));
     merged.dedup_by(|a, b| a.build_id == b.build_id);
@@ -503,11 +544,12 @@ impl Store for SqliteStore {
     ) -> Result<Page, StoreError> {
         let q = query.clone();
         let after = after.cloned();
+        let inner = self.inner.clone();
         self.read(move |conn| {
-            let mut builds = list_sql(conn, &q, after.as_ref(), limit)?;
+            let mut builds = list_sql(conn, &inner.decoded, &q, after.as_ref(), limit)?;
             let next = if builds.len() > limit {
                 builds.truncate(limit);
-                builds.last().map(Cursor::after)
+                builds.last().map(|b| Cursor::after(b))
             } else {
                 None
             };
@@ -531,19 +573,22 @@ impl Store for SqliteStore {
     }
 
     async fn due_builds(&self, now_ms: i64, limit: usize) -> Result<Vec<Build>, StoreError> {
+        let inner = self.inner.clone();
         self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT body FROM builds WHERE due_ms IS NOT NULL AND due_ms <= ?1 ORDER BY due_ms LIMIT ?2",
+                    "SELECT build_id, version, body FROM builds WHERE due_ms IS NOT NULL AND due_ms <= ?1 ORDER BY due_ms LIMIT ?2",
                 )
                 .map_err(unavailable)?;
-            collect_builds(
+            let builds = collect_builds(
+                &inner.decoded,
                 &mut stmt,
                 &[
                     Value::Integer(now_ms),
                     Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)),
                 ],
-            )
+            )?;
+            Ok(builds.iter().map(|b| Build::clone(b)).collect())
         })
         .await
     }
