@@ -67,6 +67,10 @@ CREATE INDEX IF NOT EXISTS outbox_by_topic ON outbox(topic, id);
 CREATE TABLE IF NOT EXISTS build_logs (
     build_id TEXT PRIMARY KEY, stdout TEXT NOT NULL, stderr TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS in_progress (
+    account TEXT NOT NULL, region TEXT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (account, region)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1');
@@ -234,7 +238,25 @@ fn encode<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(format!("encoding record: {e}")))
 }
 
+fn adjust_in_progress(
+    tx: &rusqlite::Transaction<'_>,
+    account: &str,
+    region: &str,
+    delta: i64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO in_progress(account, region, n) VALUES (?1, ?2, ?3) \
+         ON CONFLICT(account, region) DO UPDATE SET n = n + ?3",
+        params![account, region, delta],
+    )
+    .map_err(unavailable)?;
+    Ok(())
+}
+
 fn insert_build(tx: &rusqlite::Transaction<'_>, b: &Build) -> Result<(), StoreError> {
+    if b.status == BuildStatus::InProgress {
+        adjust_in_progress(tx, &b.account, &b.region, 1)?;
+    }
     tx.execute(
         "INSERT INTO builds(build_id, account, region, created_ms, status, due_ms, version, body) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -509,13 +531,16 @@ impl Store for SqliteStore {
                     return Ok(CreateOutcome::Replayed(Box::new(decode_build(&body)?)));
                 }
             }
+            // A counter kept in step with every status change: O(1), not O(builds in progress).
             let in_progress: i64 = tx
                 .query_row(
-                    "SELECT COUNT(*) FROM builds WHERE account = ?1 AND region = ?2 AND status = 'InProgress'",
+                    "SELECT n FROM in_progress WHERE account = ?1 AND region = ?2",
                     params![build.account, build.region],
                     |r| r.get(0),
                 )
-                .map_err(unavailable)?;
+                .optional()
+                .map_err(unavailable)?
+                .unwrap_or(0);
             if in_progress >= i64::from(max_in_progress) {
                 return Ok(CreateOutcome::LimitExceeded { limit: max_in_progress });
             }
@@ -617,6 +642,22 @@ impl Store for SqliteStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
+            let previous: Option<String> = tx
+                .query_row(
+                    "SELECT status FROM builds WHERE build_id = ?1 AND version = ?2",
+                    params![build.build_id, i64::try_from(expected_version).unwrap_or(i64::MAX)],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            let Some(previous) = previous else {
+                return Err(StoreError::ConditionFailed);
+            };
+            let was = previous == BuildStatus::InProgress.as_str();
+            let is = build.status == BuildStatus::InProgress;
+            if was != is {
+                adjust_in_progress(&tx, &build.account, &build.region, if is { 1 } else { -1 })?;
+            }
             let changed = tx
                 .execute(
                     "UPDATE builds SET status = ?1, due_ms = ?2, version = ?3, body = ?4 WHERE build_id = ?5 AND version = ?6",
