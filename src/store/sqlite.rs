@@ -362,37 +362,14 @@ fn placeholders(n: usize) -> String {
     vec!["?"; n].join(",")
 }
 
-fn list_sql(
-    conn: &Connection,
-    cache: &Mutex<DecodedCache>,
+/// The keyset queries of a listing without build ids: one per value of the driving filter
+/// (fulfillment option, else product, else status, else none), each walking its index newest
+/// first from the cursor and stopping after `fetch` rows; other criteria are residual.
+fn listing_statements(
     q: &BuildQuery,
     after: Option<&Cursor>,
-    limit: usize,
-) -> Result<Vec<Arc<Build>>, StoreError> {
-    let fetch = limit + 1;
-    if let Some(ids) = &q.build_ids {
-        // Direct lookups (at most 50 + filter values), then the rest of the query in code.
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let sql = format!(
-            "SELECT build_id, version, body FROM builds WHERE account = ? AND region = ? AND build_id IN ({})",
-            placeholders(ids.len())
-        );
-        let mut args = vec![
-            Value::Text(q.account.clone()),
-            Value::Text(q.region.clone()),
-        ];
-        args.extend(ids.iter().map(|i| Value::Text(i.clone())));
-        let mut stmt = conn.prepare(&sql).map_err(unavailable)?;
-        let mut builds: Vec<Arc<Build>> = collect_builds(cache, &mut stmt, &args)?
-            .into_iter()
-            .filter(|b| q.matches(b) && after.is_none_or(|c| c.precedes(b)))
-            .collect();
-        builds.sort_by(|a, b| (b.created_ms, &b.build_id).cmp(&(a.created_ms, &a.build_id)));
-        builds.truncate(fetch);
-        return Ok(builds);
-    }
+    fetch: usize,
+) -> Vec<(String, Vec<Value>)> {
     let driver = if let Some(f) = &q.fulfillment_option_ids {
         Driver::Options(f)
     } else if let Some(p) = &q.product_ids {
@@ -426,7 +403,7 @@ fn list_sql(
         Driver::Status(_) => ("builds b", Some("b.status"), "b"),
         Driver::Owner => ("builds b", None, "b"),
     };
-    let mut merged: Vec<Arc<Build>> = Vec::new();
+    let mut statements = Vec::new();
     for value in values {
         let mut sql = format!("SELECT b.build_id, b.version, b.body FROM {from} WHERE {t}.account = ? AND {t}.region = ?");
         let mut args = vec![
@@ -462,6 +439,44 @@ fn list_sql(
         sql.push_str(&format!(
             " ORDER BY {t}.created_ms DESC, {t}.build_id DESC LIMIT {fetch}"
         ));
+        statements.push((sql, args));
+    }
+    statements
+}
+
+fn list_sql(
+    conn: &Connection,
+    cache: &Mutex<DecodedCache>,
+    q: &BuildQuery,
+    after: Option<&Cursor>,
+    limit: usize,
+) -> Result<Vec<Arc<Build>>, StoreError> {
+    let fetch = limit + 1;
+    if let Some(ids) = &q.build_ids {
+        // Direct lookups (at most 50 + filter values), then the rest of the query in code.
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT build_id, version, body FROM builds WHERE account = ? AND region = ? AND build_id IN ({})",
+            placeholders(ids.len())
+        );
+        let mut args = vec![
+            Value::Text(q.account.clone()),
+            Value::Text(q.region.clone()),
+        ];
+        args.extend(ids.iter().map(|i| Value::Text(i.clone())));
+        let mut stmt = conn.prepare(&sql).map_err(unavailable)?;
+        let mut builds: Vec<Arc<Build>> = collect_builds(cache, &mut stmt, &args)?
+            .into_iter()
+            .filter(|b| q.matches(b) && after.is_none_or(|c| c.precedes(b)))
+            .collect();
+        builds.sort_by(|a, b| (b.created_ms, &b.build_id).cmp(&(a.created_ms, &a.build_id)));
+        builds.truncate(fetch);
+        return Ok(builds);
+    }
+    let mut merged: Vec<Arc<Build>> = Vec::new();
+    for (sql, args) in listing_statements(q, after, fetch) {
         let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
         merged.extend(collect_builds(cache, &mut stmt, &args)?);
     }
@@ -822,6 +837,66 @@ mod tests {
     }
     mod file {
         crate::store_conformance_suite!(super::FileFactory);
+    }
+
+    /// Every listing walks an index from the cursor (O(page)); none scans the table or sorts.
+    #[test]
+    fn listings_use_indexes_not_scans_or_sorts() {
+        let dir = tempfile::tempdir().unwrap();
+        let _store = SqliteStore::open(dir.path()).unwrap();
+        let conn = Connection::open(dir.path().join("imagebuild.db")).unwrap();
+        let base = BuildQuery {
+            account: "1".into(),
+            region: "r".into(),
+            ..BuildQuery::default()
+        };
+        let cursor = Cursor {
+            created_ms: 5,
+            build_id: "x".into(),
+        };
+        let queries = [
+            base.clone(),
+            BuildQuery {
+                statuses: Some(vec![BuildStatus::Failed]),
+                ..base.clone()
+            },
+            BuildQuery {
+                fulfillment_option_ids: Some(vec!["fo-a".into(), "fo-b".into()]),
+                ..base.clone()
+            },
+            BuildQuery {
+                product_ids: Some(vec!["prod-a".into()]),
+                statuses: Some(vec![BuildStatus::Succeeded]),
+                ..base.clone()
+            },
+            BuildQuery {
+                fulfillment_option_ids: Some(vec!["fo-a".into()]),
+                product_ids: Some(vec!["prod-a".into()]),
+                ..base.clone()
+            },
+        ];
+        for q in &queries {
+            for after in [None, Some(&cursor)] {
+                for (sql, args) in listing_statements(q, after, 26) {
+                    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+                    let plan: Vec<String> = stmt
+                        .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                            r.get::<_, String>(3)
+                        })
+                        .unwrap()
+                        .map(Result::unwrap)
+                        .collect();
+                    let text = plan.join(" | ");
+                    assert!(!text.contains("TEMP B-TREE"), "sorts: {sql}\n{text}");
+                    let first = &plan[0];
+                    assert!(
+                        first.contains("USING")
+                            && (first.contains("INDEX") || first.contains("PRIMARY KEY")),
+                        "scans: {sql}\n{text}"
+                    );
+                }
+            }
+        }
     }
 
     #[tokio::test]
