@@ -27,6 +27,9 @@ pub enum StartError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The accounts file is unusable.
+    #[error(transparent)]
+    Accounts(#[from] crate::auth::accounts::AccountsError),
     /// The shipped model is broken (a packaging bug).
     #[error(transparent)]
     Model(#[from] crate::model::ModelError),
@@ -98,12 +101,11 @@ impl App {
                 .map(|s| s as Arc<dyn crate::ops::TopicDirectory>),
         });
         let model = Model::parse(IMAGE_BUILD_MODEL)?;
-        let service = Arc::new(Service::new(
-            ctx,
-            model,
-            StaticCredentials::development(),
-            config.protocol(),
-        ));
+        let credentials = match &config.accounts {
+            Some(path) => crate::auth::accounts::from_file(path)?,
+            None => StaticCredentials::development(),
+        };
+        let service = Arc::new(Service::new(ctx, model, credentials, config.protocol()));
         let listener =
             TcpListener::bind(config.listen)
                 .await

@@ -38,6 +38,10 @@ pub struct ServeConfig {
     /// World file (JSON); the built-in demo world when absent.
     #[arg(long, env = "IMAGEBUILD_WORLD")]
     pub world: Option<PathBuf>,
+    /// Accounts file (JSON): accounts, access keys, session credentials, allowed actions; the
+    /// development account only when absent.
+    #[arg(long, env = "IMAGEBUILD_ACCOUNTS")]
+    pub accounts: Option<PathBuf>,
     /// Concurrent in-progress builds allowed per account and region.
     #[arg(long, env = "IMAGEBUILD_MAX_CONCURRENT_BUILDS", default_value_t = 10)]
     pub max_concurrent_builds: u32,
@@ -84,6 +88,7 @@ impl ServeConfig {
             data_dir: PathBuf::from("unused"),
             in_memory: true,
             world: None,
+            accounts: None,
             max_concurrent_builds: 10,
             provision_seconds: 0,
             install_seconds: 0,

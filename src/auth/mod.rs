@@ -4,6 +4,7 @@
 //!
 //! Depends on: clock (date formats).
 
+pub mod accounts;
 pub mod sigv4;
 
 use std::collections::HashMap;
@@ -39,6 +40,14 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// The actions of the `AWSMarketplaceImageBuildFullAccess` managed policy that concern this
+/// service: the grant of a principal whose accounts-file entry names no actions.
+pub const DEFAULT_GRANT: [&str; 3] = [
+    "aws-marketplace:DescribeBuilds",
+    "aws-marketplace:ListBuilds",
+    "aws-marketplace:StartBuild",
+];
+
 /// An access key and what it stands for.
 #[derive(Debug, Clone)]
 pub struct Credential {
@@ -48,6 +57,30 @@ pub struct Credential {
     pub secret: Secret,
     /// Account the key belongs to.
     pub account: String,
+    /// ARN of the IAM principal (`arn:aws:iam::ACCOUNT:user/NAME`).
+    pub principal_arn: String,
+    /// For temporary credentials: the session token the request must carry.
+    pub session_token: Option<Secret>,
+    /// For temporary credentials: when they stop working (epoch ms).
+    pub expires_ms: Option<i64>,
+    /// IAM-style action patterns the principal may call (`*` wildcards allowed).
+    pub allow: Vec<String>,
+}
+
+impl Credential {
+    /// A long-term key with the default grant.
+    #[must_use]
+    pub fn long_term(access_key: &str, secret: &str, account: &str, user: &str) -> Self {
+        Self {
+            access_key: access_key.into(),
+            secret: Secret::new(secret),
+            account: account.into(),
+            principal_arn: format!("arn:aws:iam::{account}:user/{user}"),
+            session_token: None,
+            expires_ms: None,
+            allow: DEFAULT_GRANT.iter().map(|a| (*a).to_string()).collect(),
+        }
+    }
 }
 
 /// The authenticated caller of one request.
@@ -59,6 +92,49 @@ pub struct Principal {
     pub access_key: String,
     /// Region from the credential scope.
     pub region: String,
+    /// ARN of the IAM principal.
+    pub arn: String,
+    /// Action patterns it may call.
+    pub allow: Vec<String>,
+}
+
+impl Principal {
+    /// True when one of the principal's patterns matches `action` (IAM: case-insensitive, `*`
+    /// and `?` wildcards).
+    #[must_use]
+    pub fn may(&self, action: &str) -> bool {
+        self.allow
+            .iter()
+            .any(|p| wildcard_match(&p.to_ascii_lowercase(), &action.to_ascii_lowercase()))
+    }
+}
+
+/// IAM-style glob: `*` matches any run, `?` one character.
+#[must_use]
+pub fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
 }
 
 /// Looks up access keys.
@@ -78,17 +154,31 @@ impl StaticCredentials {
     #[must_use]
     pub fn development() -> Self {
         let mut s = Self::default();
-        s.insert(Credential {
-            access_key: DEV_ACCESS_KEY.into(),
-            secret: Secret::new(DEV_SECRET_KEY),
-            account: DEV_ACCOUNT.into(),
-        });
+        let mut dev =
+            Credential::long_term(DEV_ACCESS_KEY, DEV_SECRET_KEY, DEV_ACCOUNT, "developer");
+        // The development principal may call every operation of every service here.
+        dev.allow = vec!["aws-marketplace:*".into()];
+        s.insert(dev);
         s
     }
 
     /// Adds (or replaces) a credential.
     pub fn insert(&mut self, c: Credential) {
         self.by_key.insert(c.access_key.clone(), c);
+    }
+}
+
+impl StaticCredentials {
+    /// Number of access keys.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    /// True when there are no keys.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
     }
 }
 
@@ -129,5 +219,48 @@ impl AuthError {
             AuthError::UnrecognizedClient => "UnrecognizedClientException",
             AuthError::ExpiredToken => "ExpiredTokenException",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_match_like_iam() {
+        assert!(wildcard_match("*", "aws-marketplace:startbuild"));
+        assert!(wildcard_match(
+            "aws-marketplace:*",
+            "aws-marketplace:startbuild"
+        ));
+        assert!(wildcard_match(
+            "aws-marketplace:describe*",
+            "aws-marketplace:describebuilds"
+        ));
+        assert!(wildcard_match(
+            "aws-marketplace:?tartbuild",
+            "aws-marketplace:startbuild"
+        ));
+        assert!(!wildcard_match(
+            "aws-marketplace:describe*",
+            "aws-marketplace:startbuild"
+        ));
+        assert!(!wildcard_match("ec2:*", "aws-marketplace:startbuild"));
+        assert!(wildcard_match("a*b*c", "axxbyyc") && !wildcard_match("a*b*c", "axxbyy"));
+    }
+
+    #[test]
+    fn default_grant_and_case_insensitive_actions() {
+        let c = Credential::long_term("AK", "S", "111122223333", "u");
+        let p = Principal {
+            account: c.account,
+            access_key: c.access_key,
+            region: "us-east-1".into(),
+            arn: c.principal_arn,
+            allow: c.allow,
+        };
+        assert!(p.may("aws-marketplace:StartBuild") && p.may("aws-marketplace:DescribeBuilds"));
+        assert!(!p.may("aws-marketplace:StartScans"));
+        assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret(***)");
     }
 }

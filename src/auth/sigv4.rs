@@ -57,55 +57,60 @@ impl<C: CredentialStore> Verifier<C> {
     /// # Errors
     /// The `AuthError` AWS would answer with.
     pub fn verify(&self, req: &SignedRequest<'_>, now_ms: i64) -> Result<Principal, AuthError> {
-        let has_query_auth = req
-            .query
-            .split('&')
-            .any(|kv| kv.split('=').next() == Some("X-Amz-Algorithm"));
+        let query = query_pairs(req.query);
+        let has_query_auth = query.iter().any(|(k, _)| k == "X-Amz-Algorithm");
         let auth_values: Vec<&http::HeaderValue> = req
             .headers
             .get_all(http::header::AUTHORIZATION)
             .iter()
             .collect();
         if has_query_auth && !auth_values.is_empty() {
-            return Err(AuthError::InvalidSignature("Found both 'X-Amz-Algorithm' as a query-string param and 'Authorization' as HTTP header.".into()));
-        }
-        let Some(raw) = auth_values.first() else {
-            if has_query_auth {
-                return Err(AuthError::IncompleteSignature(
-                    "Query-string (presigned) authentication is not supported by this service; sign the Authorization header.".into(),
-                ));
-            }
-            return Err(AuthError::MissingAuthenticationToken);
-        };
-        if auth_values.len() > 1 {
-            return Err(AuthError::IncompleteSignature(
-                "Only one Authorization header is allowed.".into(),
+            return Err(AuthError::InvalidSignature(
+                "Found both 'X-Amz-Algorithm' as a query-string param and 'Authorization' as HTTP header.".into(),
             ));
         }
-        let header = raw.to_str().map_err(|_| {
-            AuthError::IncompleteSignature(
-                "Authorization header contains characters that are not printable ASCII.".into(),
-            )
-        })?;
-        let parsed = parse_authorization(header, req.headers)?;
-
-        // Request time: X-Amz-Date, else Date; both in ISO-8601 basic format.
-        let (date_header, date_value) = match (
-            header_str(req.headers, "x-amz-date")?,
-            header_str(req.headers, "date")?,
-        ) {
-            (Some(v), _) => ("x-amz-date", v),
-            (None, Some(v)) => ("date", v),
-            (None, None) => unreachable_date(header)?,
+        let signed = if has_query_auth {
+            parse_presigned(&query)?
+        } else {
+            let Some(raw) = auth_values.first() else {
+                return Err(AuthError::MissingAuthenticationToken);
+            };
+            if auth_values.len() > 1 {
+                return Err(AuthError::IncompleteSignature(
+                    "Only one Authorization header is allowed.".into(),
+                ));
+            }
+            let header = raw.to_str().map_err(|_| {
+                AuthError::IncompleteSignature(
+                    "Authorization header contains characters that are not printable ASCII.".into(),
+                )
+            })?;
+            parse_header_auth(header, req.headers)?
         };
-        let t_ms = parse_iso8601_basic(&date_value).ok_or_else(|| {
-            AuthError::IncompleteSignature(format!(
-                "Date must be in ISO-8601 'basic format'. Got '{date_value}'. See http://en.wikipedia.org/wiki/ISO_8601"
-            ))
-        })?;
+        self.check(req, &signed, now_ms)
+    }
 
+    /// The principal an access key names, without checking any signature (only for the
+    /// explicitly insecure mode).
+    pub fn principal_unverified(&self, access_key: &str, region: &str) -> Option<Principal> {
+        self.credentials.lookup(access_key).map(|c| Principal {
+            account: c.account,
+            access_key: c.access_key,
+            region: region.to_string(),
+            arn: c.principal_arn,
+            allow: c.allow,
+        })
+    }
+
+    fn check(
+        &self,
+        req: &SignedRequest<'_>,
+        signed: &Signed,
+        now_ms: i64,
+    ) -> Result<Principal, AuthError> {
         // Scope checks, before any key lookup.
-        let scope = &parsed.scope;
+        let scope = &signed.scope;
+        let date_value = signed.date_value.as_str();
         if scope.terminator != "aws4_request" {
             return Err(AuthError::InvalidSignature(format!(
                 "Credential should be scoped with a valid terminator: 'aws4_request', not '{}'. ",
@@ -115,7 +120,9 @@ impl<C: CredentialStore> Verifier<C> {
         if scope.date != date_value[..8] {
             return Err(AuthError::InvalidSignature(format!(
                 "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{}' != '{}', from '{}'.",
-                scope.date, &date_value[..8], date_value
+                scope.date,
+                &date_value[..8],
+                date_value
             )));
         }
         if !crate::world::is_region(&scope.region) {
@@ -130,28 +137,45 @@ impl<C: CredentialStore> Verifier<C> {
                 self.service
             )));
         }
-        if !parsed.signed_headers.iter().any(|h| h == "host") {
+        if !signed.signed_headers.iter().any(|h| h == "host") {
             return Err(AuthError::InvalidSignature(
                 "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.".into(),
             ));
         }
-        if !parsed.signed_headers.iter().any(|h| h == date_header) {
-            return Err(AuthError::InvalidSignature(format!(
-                "'{}' must be a 'SignedHeader' in the AWS Authorization.",
-                if date_header == "date" {
-                    "Date"
-                } else {
-                    "X-Amz-Date"
-                }
-            )));
+        if let Some(date_header) = signed.date_header {
+            if !signed.signed_headers.iter().any(|h| h == date_header) {
+                return Err(AuthError::InvalidSignature(format!(
+                    "'{}' must be a 'SignedHeader' in the AWS Authorization.",
+                    if date_header == "date" {
+                        "Date"
+                    } else {
+                        "X-Amz-Date"
+                    }
+                )));
+            }
         }
-        if t_ms < now_ms - MAX_SKEW_MS {
-            return Err(AuthError::InvalidSignature(format!(
-                "Signature expired: {} is now earlier than {} ({} - 5 min.)",
-                date_value,
-                iso8601_basic(now_ms - MAX_SKEW_MS),
-                iso8601_basic(now_ms)
-            )));
+        let t_ms = signed.t_ms;
+        match signed.expires_s {
+            // Header auth: the request must reach us within 5 minutes of its time stamp.
+            None if t_ms < now_ms - MAX_SKEW_MS => {
+                return Err(AuthError::InvalidSignature(format!(
+                    "Signature expired: {} is now earlier than {} ({} - 5 min.)",
+                    date_value,
+                    iso8601_basic(now_ms - MAX_SKEW_MS),
+                    iso8601_basic(now_ms)
+                )));
+            }
+            // Presigned: valid from X-Amz-Date until X-Amz-Date + X-Amz-Expires.
+            Some(expires) if now_ms > t_ms + expires * 1000 => {
+                return Err(AuthError::InvalidSignature(format!(
+                    "Signature expired: {} is now earlier than {} ({} + {} sec.)",
+                    iso8601_basic(t_ms + expires * 1000),
+                    iso8601_basic(now_ms),
+                    date_value,
+                    expires
+                )));
+            }
+            _ => {}
         }
         if t_ms > now_ms + MAX_SKEW_MS {
             return Err(AuthError::InvalidSignature(format!(
@@ -166,16 +190,29 @@ impl<C: CredentialStore> Verifier<C> {
             .credentials
             .lookup(&scope.access_key)
             .ok_or(AuthError::UnrecognizedClient)?;
-        if header_str(req.headers, "x-amz-security-token")?.is_some() {
-            // Long-term keys carry no session token; temporary credentials come with the
-            // accounts file (security issue).
-            return Err(AuthError::UnrecognizedClient);
+        let token = match &signed.token {
+            Some(t) => Some(t.clone()),
+            None => header_str(req.headers, "x-amz-security-token")?,
+        };
+        match (&credential.session_token, token) {
+            (None, None) => {}
+            (Some(expected), Some(given)) => {
+                let e = expected.expose().as_bytes();
+                if e.len() != given.len() || !bool::from(e.ct_eq(given.as_bytes())) {
+                    return Err(AuthError::UnrecognizedClient);
+                }
+                if credential.expires_ms.is_some_and(|x| now_ms >= x) {
+                    return Err(AuthError::ExpiredToken);
+                }
+            }
+            // A temporary key without its token, or a token with a long-term key.
+            _ => return Err(AuthError::UnrecognizedClient),
         }
 
         // Payload hash: the raw body; x-amz-content-sha256 must agree when sent.
         let body_hash = hex::encode(Sha256::digest(req.body));
         let payload_hash = match header_str(req.headers, "x-amz-content-sha256")? {
-            Some(claimed) => {
+            Some(claimed) if signed.expires_s.is_none() => {
                 if claimed != body_hash {
                     return Err(AuthError::InvalidSignature(
                         "The provided 'x-amz-content-sha256' header does not match what was computed.".into(),
@@ -183,10 +220,10 @@ impl<C: CredentialStore> Verifier<C> {
                 }
                 claimed
             }
-            None => body_hash,
+            _ => body_hash,
         };
 
-        let canonical = canonical_request(req, &parsed.signed_headers, &payload_hash)?;
+        let canonical = canonical_request(req, &signed.signed_headers, &payload_hash)?;
         let string_to_sign = format!(
             "AWS4-HMAC-SHA256\n{date_value}\n{}/{}/{}/aws4_request\n{}",
             scope.date,
@@ -202,8 +239,8 @@ impl<C: CredentialStore> Verifier<C> {
             &scope.region,
         );
         let expected = aws_sigv4::sign::v4::calculate_signature(&key, string_to_sign.as_bytes());
-        if expected.len() != parsed.signature.len()
-            || !bool::from(expected.as_bytes().ct_eq(parsed.signature.as_bytes()))
+        if expected.len() != signed.signature.len()
+            || !bool::from(expected.as_bytes().ct_eq(signed.signature.as_bytes()))
         {
             return Err(AuthError::InvalidSignature(
                 "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.".into(),
@@ -213,6 +250,8 @@ impl<C: CredentialStore> Verifier<C> {
             account: credential.account,
             access_key: credential.access_key,
             region: scope.region.clone(),
+            arn: credential.principal_arn,
+            allow: credential.allow,
         })
     }
 
@@ -244,12 +283,6 @@ impl<C: CredentialStore> Verifier<C> {
     }
 }
 
-fn unreachable_date(header: &str) -> Result<(&'static str, String), AuthError> {
-    Err(AuthError::IncompleteSignature(format!(
-        "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization={header}"
-    )))
-}
-
 fn header_str(headers: &http::HeaderMap, name: &str) -> Result<Option<String>, AuthError> {
     let values: Vec<&http::HeaderValue> = headers.get_all(name).iter().collect();
     if values.is_empty() {
@@ -275,13 +308,128 @@ struct Scope {
     terminator: String,
 }
 
-struct ParsedAuth {
+/// What a request claims, from its Authorization header or its query string.
+struct Signed {
     scope: Scope,
     signed_headers: Vec<String>,
     signature: String,
+    /// The request time as sent (`YYYYMMDDTHHMMSSZ`).
+    date_value: String,
+    t_ms: i64,
+    /// Header auth: the header that carried the time (must be signed).
+    date_header: Option<&'static str>,
+    /// Presigned: `X-Amz-Expires` seconds.
+    expires_s: Option<i64>,
+    /// Presigned: `X-Amz-Security-Token`.
+    token: Option<String>,
 }
 
-fn parse_authorization(header: &str, headers: &http::HeaderMap) -> Result<ParsedAuth, AuthError> {
+fn parse_date(date_value: &str) -> Result<i64, AuthError> {
+    parse_iso8601_basic(date_value).ok_or_else(|| {
+        AuthError::IncompleteSignature(format!(
+            "Date must be in ISO-8601 'basic format'. Got '{date_value}'. See http://en.wikipedia.org/wiki/ISO_8601"
+        ))
+    })
+}
+
+fn parse_scope(credential: &str) -> Result<Scope, AuthError> {
+    let parts: Vec<&str> = credential.split('/').collect();
+    if parts.len() != 5 {
+        return Err(AuthError::IncompleteSignature(format!(
+            "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '{credential}'"
+        )));
+    }
+    Ok(Scope {
+        access_key: parts[0].to_string(),
+        date: parts[1].to_string(),
+        region: parts[2].to_string(),
+        service: parts[3].to_string(),
+        terminator: parts[4].to_string(),
+    })
+}
+
+fn split_signed_headers(s: &str) -> Vec<String> {
+    s.split(';')
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .collect()
+}
+
+/// Decoded `(key, value)` pairs of a query string.
+fn query_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+/// Longest presigned validity AWS allows: seven days.
+const MAX_PRESIGN_EXPIRES_S: i64 = 604_800;
+
+fn parse_presigned(query: &[(String, String)]) -> Result<Signed, AuthError> {
+    let get = |k: &str| {
+        query
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    let mut missing = None;
+    for k in [
+        "X-Amz-Algorithm",
+        "X-Amz-Credential",
+        "X-Amz-Signature",
+        "X-Amz-SignedHeaders",
+        "X-Amz-Date",
+        "X-Amz-Expires",
+    ] {
+        if get(k).is_none() {
+            missing = Some(k);
+            break;
+        }
+    }
+    if let Some(k) = missing {
+        return Err(AuthError::IncompleteSignature(format!(
+            "AWS query-string parameters must include '{k}'. Re-examine the query-string parameters."
+        )));
+    }
+    let field = |k: &str| get(k).unwrap_or_default();
+    let algorithm = field("X-Amz-Algorithm");
+    if algorithm != "AWS4-HMAC-SHA256" {
+        return Err(AuthError::IncompleteSignature(format!(
+            "Unsupported AWS 'algorithm': '{algorithm}'."
+        )));
+    }
+    let expires: i64 = field("X-Amz-Expires")
+        .parse()
+        .map_err(|_| AuthError::IncompleteSignature("X-Amz-Expires should be a number".into()))?;
+    if expires < 0 {
+        return Err(AuthError::IncompleteSignature(
+            "X-Amz-Expires must be non-negative".into(),
+        ));
+    }
+    if expires > MAX_PRESIGN_EXPIRES_S {
+        return Err(AuthError::IncompleteSignature(format!(
+            "X-Amz-Expires must be less than a week (in seconds) that is {MAX_PRESIGN_EXPIRES_S}"
+        )));
+    }
+    let date_value = field("X-Amz-Date");
+    Ok(Signed {
+        scope: parse_scope(&field("X-Amz-Credential"))?,
+        signed_headers: split_signed_headers(&field("X-Amz-SignedHeaders")),
+        signature: field("X-Amz-Signature"),
+        t_ms: parse_date(&date_value)?,
+        date_value,
+        date_header: None,
+        expires_s: Some(expires),
+        token: get("X-Amz-Security-Token"),
+    })
+}
+
+fn parse_header_auth(header: &str, headers: &http::HeaderMap) -> Result<Signed, AuthError> {
     let (algorithm, rest) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
     if algorithm != "AWS4-HMAC-SHA256" {
         return Err(AuthError::IncompleteSignature(format!(
@@ -337,27 +485,29 @@ fn parse_authorization(header: &str, headers: &http::HeaderMap) -> Result<Parsed
             "Authorization={header}"
         )));
     };
-    let parts: Vec<&str> = credential.split('/').collect();
-    if parts.len() != 5 {
-        return Err(AuthError::IncompleteSignature(format!(
-            "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '{credential}'"
-        )));
-    }
-    let signed_headers: Vec<String> = signed_headers
-        .split(';')
-        .map(|h| h.trim().to_ascii_lowercase())
-        .filter(|h| !h.is_empty())
-        .collect();
-    Ok(ParsedAuth {
-        scope: Scope {
-            access_key: parts[0].to_string(),
-            date: parts[1].to_string(),
-            region: parts[2].to_string(),
-            service: parts[3].to_string(),
-            terminator: parts[4].to_string(),
-        },
-        signed_headers,
+    let scope = parse_scope(&credential)?;
+    // Request time: X-Amz-Date, else Date; both in ISO-8601 basic format.
+    let (date_header, date_value) = match (
+        header_str(headers, "x-amz-date")?,
+        header_str(headers, "date")?,
+    ) {
+        (Some(v), _) => ("x-amz-date", v),
+        (None, Some(v)) => ("date", v),
+        (None, None) => {
+            return Err(AuthError::IncompleteSignature(format!(
+                "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization={header}"
+            )));
+        }
+    };
+    Ok(Signed {
+        scope,
+        signed_headers: split_signed_headers(&signed_headers),
         signature,
+        t_ms: parse_date(&date_value)?,
+        date_value,
+        date_header: Some(date_header),
+        expires_s: None,
+        token: None,
     })
 }
 
@@ -477,12 +627,187 @@ mod tests {
 
     fn verifier() -> Verifier<StaticCredentials> {
         let mut c = StaticCredentials::default();
-        c.insert(Credential {
-            access_key: "AKIDEXAMPLE".into(),
-            secret: Secret::new(KAT_SECRET),
-            account: "111122223333".into(),
-        });
+        c.insert(Credential::long_term(
+            "AKIDEXAMPLE",
+            KAT_SECRET,
+            "111122223333",
+            "kat",
+        ));
         Verifier::new(c, "aws-marketplace")
+    }
+
+    fn token_verifier(expires_ms: Option<i64>) -> Verifier<StaticCredentials> {
+        let mut c = StaticCredentials::default();
+        let mut cred = Credential::long_term("AKIDEXAMPLE", KAT_SECRET, "111122223333", "kat");
+        cred.session_token = Some(Secret::new("FQoGZXIvYXdzEXAMPLETOKEN"));
+        cred.expires_ms = expires_ms;
+        c.insert(cred);
+        Verifier::new(c, "aws-marketplace")
+    }
+
+    #[test]
+    fn kat2_verifies_with_its_session_token_only() {
+        let signed = "content-type;host;x-amz-date;x-amz-security-token;x-amz-target";
+        let mut h = kat_headers(
+            "6067d011bfb41c723fc03b0b7080ea3fd6d4cb02ec3310c273460c42f82f4fa0",
+            signed,
+        );
+        h.insert(
+            "x-amz-security-token",
+            "FQoGZXIvYXdzEXAMPLETOKEN".parse().unwrap(),
+        );
+        assert_eq!(
+            token_verifier(None)
+                .verify(&req(&h, b"{}"), NOW)
+                .unwrap()
+                .account,
+            "111122223333"
+        );
+        // expired temporary credentials
+        assert_eq!(
+            token_verifier(Some(NOW - 1))
+                .verify(&req(&h, b"{}"), NOW)
+                .unwrap_err(),
+            AuthError::ExpiredToken
+        );
+        // the token with a long-term key, or the temporary key without (or with another) token
+        assert_eq!(
+            verifier().verify(&req(&h, b"{}"), NOW).unwrap_err(),
+            AuthError::UnrecognizedClient
+        );
+        h.insert(
+            "x-amz-security-token",
+            "FQoGZXIvYXdzEXAMPLETOKEX".parse().unwrap(),
+        );
+        assert_eq!(
+            token_verifier(None)
+                .verify(&req(&h, b"{}"), NOW)
+                .unwrap_err(),
+            AuthError::UnrecognizedClient
+        );
+        let h = kat_headers(
+            "7209877dfb823e860e200611680cbee0c382b39fe8ef982f0ff907cf9825baa2",
+            "content-type;host;x-amz-date;x-amz-target",
+        );
+        assert_eq!(
+            token_verifier(None)
+                .verify(&req(&h, b"{}"), NOW)
+                .unwrap_err(),
+            AuthError::UnrecognizedClient
+        );
+    }
+
+    /// A request presigned by aws-sigv4 itself (query-string auth).
+    fn presigned_query(expires: Duration) -> String {
+        use aws_credential_types::Credentials;
+        use aws_sigv4::http_request::{
+            sign, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
+        };
+        use aws_smithy_runtime_api::client::identity::Identity;
+        let identity: Identity =
+            Credentials::new("AKIDEXAMPLE", KAT_SECRET, None, None, "t").into();
+        let mut settings = SigningSettings::default();
+        settings.signature_location = SignatureLocation::QueryParams;
+        settings.expires_in = Some(expires);
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region("us-east-1")
+            .name("aws-marketplace")
+            .time(UNIX_EPOCH + Duration::from_secs(1_705_320_000))
+            .settings(settings)
+            .build()
+            .unwrap()
+            .into();
+        let headers = [
+            ("host", "127.0.0.1:18099"),
+            ("x-amz-target", "AWSMPImageBuilding.DescribeBuilds"),
+            ("content-type", "application/x-amz-json-1.1"),
+        ];
+        let signable = SignableRequest::new(
+            "POST",
+            "http://127.0.0.1:18099/",
+            headers.iter().copied(),
+            SignableBody::Bytes(b"{}"),
+        )
+        .unwrap();
+        let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+        let mut r = http::Request::builder()
+            .uri("http://127.0.0.1:18099/")
+            .body(())
+            .unwrap();
+        instructions.apply_to_request_http1x(&mut r);
+        r.uri().query().unwrap().to_string()
+    }
+
+    fn preq<'a>(h: &'a http::HeaderMap, q: &'a str) -> SignedRequest<'a> {
+        SignedRequest {
+            method: "POST",
+            path: "/",
+            query: q,
+            headers: h,
+            body: b"{}",
+        }
+    }
+
+    #[test]
+    fn presigned_requests_verify_until_they_expire() {
+        let query = presigned_query(Duration::from_secs(300));
+        let mut h = http::HeaderMap::new();
+        h.insert("host", "127.0.0.1:18099".parse().unwrap());
+        h.insert(
+            "x-amz-target",
+            "AWSMPImageBuilding.DescribeBuilds".parse().unwrap(),
+        );
+        h.insert(
+            "content-type",
+            "application/x-amz-json-1.1".parse().unwrap(),
+        );
+        assert_eq!(
+            verifier().verify(&preq(&h, &query), NOW).unwrap().account,
+            "111122223333"
+        );
+        let late = 1_705_320_000_000 + 301_000;
+        assert!(
+            matches!(verifier().verify(&preq(&h, &query), late).unwrap_err(), AuthError::InvalidSignature(m) if m.starts_with("Signature expired:"))
+        );
+        let other_body = SignedRequest {
+            method: "POST",
+            path: "/",
+            query: &query,
+            headers: &h,
+            body: b"{ }",
+        };
+        assert!(
+            matches!(verifier().verify(&other_body, NOW).unwrap_err(), AuthError::InvalidSignature(m) if m.starts_with("The request signature we calculated"))
+        );
+        let without = query
+            .split('&')
+            .filter(|kv| !kv.starts_with("X-Amz-Signature="))
+            .collect::<Vec<_>>()
+            .join("&");
+        assert_eq!(
+            verifier().verify(&preq(&h, &without), NOW).unwrap_err(),
+            AuthError::IncompleteSignature("AWS query-string parameters must include 'X-Amz-Signature'. Re-examine the query-string parameters.".into())
+        );
+        let mut both = h.clone();
+        both.insert(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=x".parse().unwrap(),
+        );
+        let req_both = SignedRequest {
+            method: "POST",
+            path: "/",
+            query: &query,
+            headers: &both,
+            body: b"{}",
+        };
+        assert!(
+            matches!(verifier().verify(&req_both, NOW).unwrap_err(), AuthError::InvalidSignature(m) if m.starts_with("Found both"))
+        );
+        let week = presigned_query(Duration::from_secs(604_801));
+        assert!(
+            matches!(verifier().verify(&preq(&h, &week), NOW).unwrap_err(), AuthError::IncompleteSignature(m) if m.starts_with("X-Amz-Expires must be less than a week"))
+        );
     }
 
     fn kat_headers(sig: &str, signed: &str) -> http::HeaderMap {
