@@ -18,6 +18,26 @@ use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 use crate::world::World;
 
+/// Key purpose of the NextToken signing keys.
+pub const PAGING_KEYS: &str = "next-token";
+/// Key purpose of the log-URL signing keys.
+pub const LOG_URL_KEYS: &str = "log-url";
+
+/// Adds a new signing key for NextTokens and log URLs in `data_dir`; the previous keys keep
+/// verifying for the grace period (`--key-grace-hours`) once the service restarts.
+///
+/// # Errors
+/// The store cannot be opened or written.
+pub async fn rotate_keys(data_dir: &std::path::Path, now_ms: i64) -> Result<(), StartError> {
+    let store = SqliteStore::open(data_dir)?;
+    for purpose in [PAGING_KEYS, LOG_URL_KEYS] {
+        let _ = store.signing_keys(purpose, now_ms).await?;
+        let k = store.rotate_key(purpose, now_ms).await?;
+        tracing::info!(purpose, key_id = k.id, "rotated signing key");
+    }
+    Ok(())
+}
+
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -86,16 +106,25 @@ impl App {
             Some(endpoint) => Some(Arc::new(crate::sns::Sns::connect(endpoint).await)),
             None => None,
         };
-        let paging_key = store.secret("next-token-key").await?;
-        let url_key = store.secret("log-url-key").await?;
+        let now = clock.now_ms();
+        let grace_ms =
+            i64::try_from(config.key_grace_hours.saturating_mul(3_600_000)).unwrap_or(i64::MAX);
+        let keys = |v: Vec<crate::store::SigningKey>| -> Vec<Vec<u8>> {
+            crate::store::keys_in_grace(&v, now, grace_ms)
+                .into_iter()
+                .map(|k| k.key)
+                .collect()
+        };
+        let paging_keys = keys(store.signing_keys(PAGING_KEYS, now).await?);
+        let url_keys = keys(store.signing_keys(LOG_URL_KEYS, now).await?);
         let ctx = Arc::new(Ctx {
             store,
             world: RwLock::new(Arc::new(world)),
             clock,
             config: config.ops(),
             worker: WorkerHandle::default(),
-            paging_key,
-            url_signer: crate::ops::logs::UrlSigner::new(&url_key),
+            paging_keys,
+            url_signer: crate::ops::logs::UrlSigner::new(&url_keys),
             topics: sns
                 .clone()
                 .map(|s| s as Arc<dyn crate::ops::TopicDirectory>),

@@ -21,6 +21,13 @@ pub struct Cli {
 pub enum Command {
     /// Run the service.
     Serve(ServeConfig),
+    /// Add new NextToken and log-URL signing keys to a data directory; the old ones keep
+    /// verifying for `--key-grace-hours` after the service restarts.
+    RotateKeys {
+        /// Directory of the embedded store.
+        #[arg(long, env = "IMAGEBUILD_DATA_DIR", default_value = "imagebuild-data")]
+        data_dir: PathBuf,
+    },
 }
 
 /// `imagebuild serve` options; every one also reads an `IMAGEBUILD_*` variable.
@@ -42,6 +49,9 @@ pub struct ServeConfig {
     /// development account only when absent.
     #[arg(long, env = "IMAGEBUILD_ACCOUNTS")]
     pub accounts: Option<PathBuf>,
+    /// Hours a rotated-out signing key keeps verifying NextTokens and log URLs.
+    #[arg(long, env = "IMAGEBUILD_KEY_GRACE_HOURS", default_value_t = 24)]
+    pub key_grace_hours: u64,
     /// Concurrent in-progress builds allowed per account and region.
     #[arg(long, env = "IMAGEBUILD_MAX_CONCURRENT_BUILDS", default_value_t = 10)]
     pub max_concurrent_builds: u32,
@@ -89,6 +99,7 @@ impl ServeConfig {
             in_memory: true,
             world: None,
             accounts: None,
+            key_grace_hours: 24,
             max_concurrent_builds: 10,
             provision_seconds: 0,
             install_seconds: 0,

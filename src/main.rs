@@ -58,6 +58,16 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         match cli.command {
+            Command::RotateKeys { data_dir } => {
+                use imagebuild::clock::Clock;
+                match imagebuild::app::rotate_keys(&data_dir, imagebuild::clock::SystemClock.now_ms()).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        tracing::error!("cannot rotate keys: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
             Command::Serve(config) => {
                 let app = match App::build(&config).await {
                     Ok(app) => app,

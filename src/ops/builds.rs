@@ -599,7 +599,7 @@ pub async fn describe_builds(
     let after = match &input.next_token {
         None => None,
         Some(t) => Some(
-            paging::decode(&ctx.paging_key, &binding, t, now).ok_or_else(|| {
+            paging::decode(&ctx.paging_keys, &binding, t, now).ok_or_else(|| {
                 OpError::InvalidNextTokenException("The specified next token is not valid.".into())
             })?,
         ),
@@ -608,7 +608,7 @@ pub async fn describe_builds(
     let next_token = page
         .next
         .as_ref()
-        .map(|c| paging::encode(&ctx.paging_key, &binding, c, now));
+        .map(|c| paging::encode(&ctx.paging_keys, &binding, c, now));
     let builds = page
         .builds
         .into_iter()
@@ -682,8 +682,8 @@ mod tests {
             clock: std::sync::Arc::new(crate::clock::SystemClock),
             config: crate::ops::OpsConfig::default(),
             worker: crate::ops::WorkerHandle::default(),
-            paging_key: vec![1; 32],
-            url_signer: crate::ops::logs::UrlSigner::new(&[2; 32]),
+            paging_keys: vec![vec![1; 32]],
+            url_signer: crate::ops::logs::UrlSigner::new(&[vec![2; 32]]),
             topics: None,
         }
     }

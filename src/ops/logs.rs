@@ -40,10 +40,11 @@ impl Stream {
     }
 }
 
-/// Signs and verifies log URLs with a key whose HMAC state is prepared once.
+/// Signs log URLs with the newest key and verifies them with any key still in its grace
+/// period; each key's HMAC state is prepared once.
 #[derive(Clone)]
 pub struct UrlSigner {
-    keyed: Hmac<Sha256>,
+    keyed: Vec<Hmac<Sha256>>,
 }
 
 impl std::fmt::Debug for UrlSigner {
@@ -53,16 +54,33 @@ impl std::fmt::Debug for UrlSigner {
 }
 
 impl UrlSigner {
-    /// Prepares a signer for `key`.
+    /// Prepares a signer for `keys`, newest first (an empty list signs with an empty key).
     #[must_use]
-    pub fn new(key: &[u8]) -> Self {
-        let keyed = <Hmac<Sha256> as Mac>::new_from_slice(key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    pub fn new(keys: &[Vec<u8>]) -> Self {
+        let mut keyed: Vec<Hmac<Sha256>> = keys
+            .iter()
+            .map(|k| {
+                <Hmac<Sha256> as Mac>::new_from_slice(k)
+                    .unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
+            })
+            .collect();
+        if keyed.is_empty() {
+            keyed.push(
+                <Hmac<Sha256> as Mac>::new_from_slice(&[])
+                    .unwrap_or_else(|_| unreachable!("HMAC takes any key length")),
+            );
+        }
         Self { keyed }
     }
 
-    fn signature(&self, account: &str, region: &str, build_id: &str, expires_s: i64) -> [u8; 32] {
-        let mut m = self.keyed.clone();
+    fn signature_with(
+        keyed: &Hmac<Sha256>,
+        account: &str,
+        region: &str,
+        build_id: &str,
+        expires_s: i64,
+    ) -> [u8; 32] {
+        let mut m = keyed.clone();
         for part in [account, region, build_id] {
             m.update(part.as_bytes());
             m.update(b"\n");
@@ -84,7 +102,13 @@ impl UrlSigner {
         build_id: &str,
         expires_s: i64,
     ) -> (String, String) {
-        let sig = hex::encode(self.signature(account, region, build_id, expires_s));
+        let sig = hex::encode(Self::signature_with(
+            &self.keyed[0],
+            account,
+            region,
+            build_id,
+            expires_s,
+        ));
         let url = |stream: Stream| {
             format!(
                 "{base_url}{LOGS_PATH}{build_id}/{}?Expires={expires_s}&Signature={sig}",
@@ -107,8 +131,10 @@ impl UrlSigner {
         let Ok(given) = hex::decode(sig) else {
             return false;
         };
-        let expected = self.signature(account, region, build_id, expires_s);
-        given.len() == expected.len() && bool::from(expected.as_slice().ct_eq(&given))
+        self.keyed.iter().any(|k| {
+            let expected = Self::signature_with(k, account, region, build_id, expires_s);
+            given.len() == expected.len() && bool::from(expected.as_slice().ct_eq(&given))
+        })
     }
 }
 
@@ -118,7 +144,7 @@ mod tests {
 
     #[test]
     fn signed_url_verifies_only_for_its_build_and_owner() {
-        let s = UrlSigner::new(b"k");
+        let s = UrlSigner::new(&[b"k".to_vec()]);
         let acct = "111111111111";
         let (out, err) = s.urls("http://h", acct, "us-east-1", "b1", 99);
         assert!(out.starts_with("http://h/_imagebuild/logs/b1/stdout?Expires=99&Signature="));
@@ -129,7 +155,13 @@ mod tests {
         assert!(!s.verify(acct, "us-west-2", "b1", 99, sig));
         assert!(!s.verify(acct, "us-east-1", "b2", 99, sig));
         assert!(!s.verify(acct, "us-east-1", "b1", 100, sig));
-        assert!(!UrlSigner::new(b"other").verify(acct, "us-east-1", "b1", 99, sig));
+        assert!(!UrlSigner::new(&[b"other".to_vec()]).verify(acct, "us-east-1", "b1", 99, sig));
         assert!(!s.verify(acct, "us-east-1", "b1", 99, "zz"));
+        // after rotation the old key still verifies, new URLs use the new key
+        let rotated = UrlSigner::new(&[b"k2".to_vec(), b"k".to_vec()]);
+        assert!(rotated.verify(acct, "us-east-1", "b1", 99, sig));
+        let (new, _) = rotated.urls("http://h", acct, "us-east-1", "b1", 99);
+        let new_sig = new.rsplit("Signature=").next().unwrap();
+        assert!(!s.verify(acct, "us-east-1", "b1", 99, new_sig));
     }
 }

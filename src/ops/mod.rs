@@ -88,8 +88,8 @@ pub struct Ctx {
     pub config: OpsConfig,
     /// Worker wake-up.
     pub worker: WorkerHandle,
-    /// Key that signs NextTokens (persisted in the store).
-    pub paging_key: Vec<u8>,
+    /// Keys that verify NextTokens, newest (the signing one) first; persisted in the store.
+    pub paging_keys: Vec<Vec<u8>>,
     /// Signs log URLs (its key is persisted in the store).
     pub url_signer: logs::UrlSigner,
     /// The SNS endpoint's topics, when one is configured (else the world's).

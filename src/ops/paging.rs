@@ -42,9 +42,10 @@ fn mac(key: &[u8], b: &Binding<'_>, payload: &[u8]) -> Hmac<Sha256> {
     m
 }
 
-/// Encodes a cursor into a NextToken.
+/// Encodes a cursor into a NextToken, signed with the newest key (`keys[0]`).
 #[must_use]
-pub fn encode(key: &[u8], b: &Binding<'_>, cursor: &Cursor, now_ms: i64) -> String {
+pub fn encode(keys: &[Vec<u8>], b: &Binding<'_>, cursor: &Cursor, now_ms: i64) -> String {
+    let key: &[u8] = keys.first().map_or(&[], Vec::as_slice);
     let mut payload = vec![VERSION];
     payload.extend_from_slice(&(now_ms / 1000).to_be_bytes());
     payload.extend_from_slice(&cursor.created_ms.to_be_bytes());
@@ -54,15 +55,17 @@ pub fn encode(key: &[u8], b: &Binding<'_>, cursor: &Cursor, now_ms: i64) -> Stri
     URL_SAFE_NO_PAD.encode(payload)
 }
 
-/// Decodes and verifies a NextToken; `None` for anything not issued for this binding, edited or expired.
+/// Decodes and verifies a NextToken against any key still in its grace period; `None` for
+/// anything not issued for this binding, edited or expired.
 #[must_use]
-pub fn decode(key: &[u8], b: &Binding<'_>, token: &str, now_ms: i64) -> Option<Cursor> {
+pub fn decode(keys: &[Vec<u8>], b: &Binding<'_>, token: &str, now_ms: i64) -> Option<Cursor> {
     let raw = URL_SAFE_NO_PAD.decode(token.as_bytes()).ok()?;
     if raw.len() < 1 + 8 + 8 + 1 + MAC_LEN || raw[0] != VERSION {
         return None;
     }
     let (payload, tag) = raw.split_at(raw.len() - MAC_LEN);
-    mac(key, b, payload).verify_truncated_left(tag).ok()?;
+    keys.iter()
+        .find(|key| mac(key, b, payload).verify_truncated_left(tag).is_ok())?;
     let issued_s = i64::from_be_bytes(payload[1..9].try_into().ok()?);
     let created_ms = i64::from_be_bytes(payload[9..17].try_into().ok()?);
     let build_id = std::str::from_utf8(&payload[17..]).ok()?.to_string();
@@ -92,12 +95,12 @@ mod tests {
             created_ms: 123,
             build_id: "b-1".into(),
         };
-        let t = encode(b"k", &B, &c, 1_000_000);
-        assert_eq!(decode(b"k", &B, &t, 1_000_000), Some(c));
-        assert_eq!(decode(b"other", &B, &t, 1_000_000), None);
+        let t = encode(&[b"k".to_vec()], &B, &c, 1_000_000);
+        assert_eq!(decode(&[b"k".to_vec()], &B, &t, 1_000_000), Some(c));
+        assert_eq!(decode(&[b"other".to_vec()], &B, &t, 1_000_000), None);
         assert_eq!(
             decode(
-                b"k",
+                &[b"k".to_vec()],
                 &Binding {
                     account: "222222222222",
                     ..B
@@ -109,7 +112,7 @@ mod tests {
         );
         assert_eq!(
             decode(
-                b"k",
+                &[b"k".to_vec()],
                 &Binding {
                     region: "us-west-2",
                     ..B
@@ -121,7 +124,7 @@ mod tests {
         );
         assert_eq!(
             decode(
-                b"k",
+                &[b"k".to_vec()],
                 &Binding {
                     query_hash: "other",
                     ..B
@@ -132,15 +135,34 @@ mod tests {
             None
         );
         assert_eq!(
-            decode(b"k", &B, &t, 1_000_000 + (TOKEN_TTL_S + 1) * 1000),
+            decode(
+                &[b"k".to_vec()],
+                &B,
+                &t,
+                1_000_000 + (TOKEN_TTL_S + 1) * 1000
+            ),
             None
         );
     }
 
     #[test]
+    fn rotated_keys_verify_old_tokens_while_in_grace() {
+        let c = Cursor {
+            created_ms: 7,
+            build_id: "b".into(),
+        };
+        let old = encode(&[b"k1".to_vec()], &B, &c, 0);
+        let both = [b"k2".to_vec(), b"k1".to_vec()];
+        assert_eq!(decode(&both, &B, &old, 0), Some(c.clone()));
+        let new = encode(&both, &B, &c, 0);
+        assert_eq!(decode(&[b"k2".to_vec()], &B, &new, 0), Some(c.clone()));
+        assert_eq!(decode(&[b"k2".to_vec()], &B, &old, 0), None);
+    }
+
+    #[test]
     fn edited_or_garbage_tokens_are_rejected() {
         let t = encode(
-            b"k",
+            &[b"k".to_vec()],
             &B,
             &Cursor {
                 created_ms: 1,
@@ -150,9 +172,12 @@ mod tests {
         );
         let mut raw = URL_SAFE_NO_PAD.decode(&t).unwrap();
         raw[10] ^= 1;
-        assert_eq!(decode(b"k", &B, &URL_SAFE_NO_PAD.encode(raw), 0), None);
+        assert_eq!(
+            decode(&[b"k".to_vec()], &B, &URL_SAFE_NO_PAD.encode(raw), 0),
+            None
+        );
         for g in ["", "!!!", "AAAA", "eyJ0b2tlbiI6MX0"] {
-            assert_eq!(decode(b"k", &B, g, 0), None);
+            assert_eq!(decode(&[b"k".to_vec()], &B, g, 0), None);
         }
     }
 }

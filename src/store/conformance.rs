@@ -485,12 +485,20 @@ pub async fn outbox_and_images_are_written_with_the_change<F: StoreFactory>() {
     );
 }
 
-pub async fn secrets_are_stable<F: StoreFactory>() {
+pub async fn signing_keys_are_stable_and_rotate<F: StoreFactory>() {
     let (s, _d) = F::create();
-    let a = s.secret("x").await.unwrap();
-    assert_eq!(a.len(), 32);
-    assert_eq!(s.secret("x").await.unwrap(), a);
-    assert_ne!(s.secret("y").await.unwrap(), a);
+    let a = s.signing_keys("x", 10).await.unwrap();
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].key.len(), 32);
+    assert_eq!(s.signing_keys("x", 20).await.unwrap(), a);
+    assert_ne!(s.signing_keys("y", 20).await.unwrap()[0].key, a[0].key);
+    let b = s.rotate_key("x", 30).await.unwrap();
+    assert_eq!(b.id, a[0].id + 1);
+    let both = s.signing_keys("x", 40).await.unwrap();
+    assert_eq!(both, vec![b.clone(), a[0].clone()]);
+    // the old key verifies for the grace period after its successor appeared, then not
+    assert_eq!(super::keys_in_grace(&both, 30 + 99, 100).len(), 2);
+    assert_eq!(super::keys_in_grace(&both, 30 + 100, 100), vec![b]);
 }
 
 /// Instantiates the conformance suite for a `StoreFactory`.
@@ -511,7 +519,7 @@ macro_rules! store_conformance_suite {
             filtered_listing_matches_reference_semantics,
             due_builds_and_next_due,
             outbox_and_images_are_written_with_the_change,
-            secrets_are_stable
+            signing_keys_are_stable_and_rotate
         );
     };
     (@tests $factory:ty; $($name:ident),* $(,)?) => {
@@ -571,7 +579,10 @@ impl Store for FailingStore {
     async fn notifications(&self, _: Option<&str>) -> Result<Vec<super::OutboxEntry>, StoreError> {
         Err(StoreError::Unavailable("injected".into()))
     }
-    async fn secret(&self, _: &str) -> Result<Vec<u8>, StoreError> {
+    async fn signing_keys(&self, _: &str, _: i64) -> Result<Vec<super::SigningKey>, StoreError> {
+        Err(StoreError::Unavailable("injected".into()))
+    }
+    async fn rotate_key(&self, _: &str, _: i64) -> Result<super::SigningKey, StoreError> {
         Err(StoreError::Unavailable("injected".into()))
     }
     async fn installer_logs(

@@ -141,6 +141,41 @@ pub struct Effects {
     pub logs: Option<InstallerLogs>,
 }
 
+/// A key that signs NextTokens or log URLs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    /// Sequence number (higher is newer).
+    pub id: i64,
+    /// The key bytes.
+    pub key: Vec<u8>,
+    /// When it was created (epoch ms).
+    pub created_ms: i64,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("id", &self.id)
+            .field("created_ms", &self.created_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The keys that still verify: the newest, and each older key until `grace_ms` after the key
+/// that replaced it was created. `keys` is newest first.
+#[must_use]
+pub fn keys_in_grace(keys: &[SigningKey], now_ms: i64, grace_ms: i64) -> Vec<SigningKey> {
+    let mut out = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        if i == 0 || now_ms < keys[i - 1].created_ms + grace_ms {
+            out.push(k.clone());
+        } else {
+            break;
+        }
+    }
+    out
+}
+
 /// A queued notification with its outbox id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEntry {
@@ -209,6 +244,11 @@ pub trait Store: Send + Sync + 'static {
     /// Returns what a build's installers printed, if they ran.
     async fn installer_logs(&self, build_id: &str) -> Result<Option<InstallerLogs>, StoreError>;
 
-    /// Returns the named 32-byte secret, creating it (randomly) on first use.
-    async fn secret(&self, name: &str) -> Result<Vec<u8>, StoreError>;
+    /// Returns the signing keys for `purpose`, newest first, creating a first one (32 random
+    /// bytes) when there is none.
+    async fn signing_keys(&self, purpose: &str, now_ms: i64)
+        -> Result<Vec<SigningKey>, StoreError>;
+
+    /// Adds a new newest key for `purpose`; older keys stay for their grace period.
+    async fn rotate_key(&self, purpose: &str, now_ms: i64) -> Result<SigningKey, StoreError>;
 }

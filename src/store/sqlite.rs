@@ -21,7 +21,8 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    BuildQuery, CreateOutcome, Cursor, Effects, OutboxEntry, Page, Store, StoreError, TokenClaim,
+    BuildQuery, CreateOutcome, Cursor, Effects, OutboxEntry, Page, SigningKey, Store, StoreError,
+    TokenClaim,
 };
 use crate::domain::{Build, BuildStatus, CreatedImage, InstallerLogs, Notification};
 
@@ -71,7 +72,10 @@ CREATE TABLE IF NOT EXISTS in_progress (
     account TEXT NOT NULL, region TEXT NOT NULL, n INTEGER NOT NULL,
     PRIMARY KEY (account, region)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS signing_keys (
+    purpose TEXT NOT NULL, id INTEGER NOT NULL, value BLOB NOT NULL, created_ms INTEGER NOT NULL,
+    PRIMARY KEY (purpose, id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1');
 ";
@@ -486,6 +490,44 @@ fn list_sql(
     Ok(merged)
 }
 
+fn load_keys(tx: &rusqlite::Transaction<'_>, purpose: &str) -> Result<Vec<SigningKey>, StoreError> {
+    let mut stmt = tx
+        .prepare(
+            "SELECT id, value, created_ms FROM signing_keys WHERE purpose = ?1 ORDER BY id DESC",
+        )
+        .map_err(unavailable)?;
+    let rows = stmt
+        .query_map([purpose], |r| {
+            Ok(SigningKey {
+                id: r.get(0)?,
+                key: r.get(1)?,
+                created_ms: r.get(2)?,
+            })
+        })
+        .map_err(unavailable)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+}
+
+fn add_key(
+    tx: &rusqlite::Transaction<'_>,
+    purpose: &str,
+    id: i64,
+    now_ms: i64,
+) -> Result<SigningKey, StoreError> {
+    let mut key = vec![0u8; 32];
+    rand::thread_rng().fill_bytes(&mut key);
+    tx.execute(
+        "INSERT INTO signing_keys(purpose, id, value, created_ms) VALUES (?1, ?2, ?3, ?4)",
+        params![purpose, id, key, now_ms],
+    )
+    .map_err(unavailable)?;
+    Ok(SigningKey {
+        id,
+        key,
+        created_ms: now_ms,
+    })
+}
+
 fn query_outbox(conn: &Connection, sql: &str, arg: Value) -> Result<Vec<OutboxEntry>, StoreError> {
     let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
     let rows = stmt
@@ -794,20 +836,36 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn secret(&self, name: &str) -> Result<Vec<u8>, StoreError> {
-        let name = name.to_string();
+    async fn signing_keys(
+        &self,
+        purpose: &str,
+        now_ms: i64,
+    ) -> Result<Vec<SigningKey>, StoreError> {
+        let purpose = purpose.to_string();
         self.write(move |conn| {
-            let mut fresh = vec![0u8; 32];
-            rand::thread_rng().fill_bytes(&mut fresh);
-            conn.execute(
-                "INSERT OR IGNORE INTO secrets(name, value) VALUES (?1, ?2)",
-                params![name, fresh],
-            )
-            .map_err(unavailable)?;
-            conn.query_row("SELECT value FROM secrets WHERE name = ?1", [name], |r| {
-                r.get(0)
-            })
-            .map_err(unavailable)
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let mut keys = load_keys(&tx, &purpose)?;
+            if keys.is_empty() {
+                keys.push(add_key(&tx, &purpose, 1, now_ms)?);
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(keys)
+        })
+        .await
+    }
+
+    async fn rotate_key(&self, purpose: &str, now_ms: i64) -> Result<SigningKey, StoreError> {
+        let purpose = purpose.to_string();
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let next = load_keys(&tx, &purpose)?.first().map_or(1, |k| k.id + 1);
+            let key = add_key(&tx, &purpose, next, now_ms)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(key)
         })
         .await
     }
@@ -912,9 +970,9 @@ mod tests {
         }
         let s = SqliteStore::open(dir.path()).unwrap();
         assert_eq!(s.get_build("b-1").await.unwrap(), Some(b));
-        let k1 = s.secret("paging").await.unwrap();
+        let k1 = s.signing_keys("paging", 1).await.unwrap();
         drop(s);
         let s = SqliteStore::open(dir.path()).unwrap();
-        assert_eq!(s.secret("paging").await.unwrap(), k1);
+        assert_eq!(s.signing_keys("paging", 2).await.unwrap(), k1);
     }
 }
