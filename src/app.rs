@@ -72,7 +72,7 @@ pub struct App {
     pub listener: TcpListener,
     /// The bound address (resolves port 0).
     pub addr: SocketAddr,
-    max_connections: usize,
+    limits: crate::server::Limits,
     sink: Arc<dyn crate::worker::notify::Sink>,
 }
 
@@ -82,7 +82,14 @@ impl App {
     /// # Errors
     /// `StartError` naming what is wrong.
     pub async fn build(config: &ServeConfig) -> Result<App, StartError> {
-        Self::build_with_clock(config, Arc::new(SystemClock)).await
+        let clock: Arc<dyn Clock> = if config.clock_offset_seconds == 0 {
+            Arc::new(SystemClock)
+        } else {
+            Arc::new(crate::clock::OffsetClock {
+                offset_ms: config.clock_offset_seconds.saturating_mul(1000),
+            })
+        };
+        Self::build_with_clock(config, clock).await
     }
 
     /// Builds everything from `config` with the given clock.
@@ -154,7 +161,10 @@ impl App {
             service,
             listener,
             addr,
-            max_connections: config.max_connections,
+            limits: crate::server::Limits {
+                max_connections: config.max_connections,
+                header_read_timeout: std::time::Duration::from_millis(config.header_timeout_ms),
+            },
             sink,
         })
     }
@@ -164,7 +174,7 @@ impl App {
         let ctx = self.service.ctx.clone();
         let worker = tokio::spawn(crate::worker::run(ctx.clone(), shutdown.clone()));
         let notifier = tokio::spawn(crate::worker::notify::run(ctx, self.sink, shutdown.clone()));
-        crate::server::serve(self.listener, self.service, self.max_connections, shutdown).await;
+        crate::server::serve(self.listener, self.service, self.limits, shutdown).await;
         let _ = worker.await;
         let _ = notifier.await;
     }

@@ -26,6 +26,19 @@ impl Clock for SystemClock {
     }
 }
 
+/// The wall clock shifted by a fixed offset (`--clock-offset-seconds`).
+#[derive(Debug, Clone, Copy)]
+pub struct OffsetClock {
+    /// Milliseconds added to the wall clock.
+    pub offset_ms: i64,
+}
+
+impl Clock for OffsetClock {
+    fn now_ms(&self) -> i64 {
+        SystemClock.now_ms().saturating_add(self.offset_ms)
+    }
+}
+
 /// A clock that only moves when told to; for tests.
 #[derive(Debug)]
 pub struct ManualClock {

@@ -74,6 +74,20 @@ pub struct ServeConfig {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "IMAGEBUILD_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Milliseconds a client may take to send its request headers.
+    #[arg(long, env = "IMAGEBUILD_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+    /// Milliseconds a client may take to send its request body.
+    #[arg(long, env = "IMAGEBUILD_BODY_TIMEOUT_MS", default_value_t = 30_000)]
+    pub body_timeout_ms: u64,
+    /// Seconds to add to the server's clock (tests of clock skew; may be negative).
+    #[arg(
+        long,
+        env = "IMAGEBUILD_CLOCK_OFFSET_SECONDS",
+        default_value_t = 0,
+        allow_hyphen_values = true
+    )]
+    pub clock_offset_seconds: i64,
     /// Most connections served at once; more wait to be accepted.
     #[arg(long, env = "IMAGEBUILD_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
@@ -107,6 +121,9 @@ impl ServeConfig {
             install_timeout_seconds: 3600,
             max_body_bytes: 1024 * 1024,
             max_connections: 1024,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            clock_offset_seconds: 0,
             sns_endpoint: None,
             insecure_no_signature_check: false,
         }
@@ -130,6 +147,7 @@ impl ServeConfig {
     pub fn protocol(&self) -> crate::protocol::service::ProtocolConfig {
         crate::protocol::service::ProtocolConfig {
             max_body_bytes: self.max_body_bytes,
+            body_timeout: std::time::Duration::from_millis(self.body_timeout_ms),
             verify_signatures: !self.insecure_no_signature_check,
             ..crate::protocol::service::ProtocolConfig::default()
         }

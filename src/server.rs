@@ -13,8 +13,14 @@ use tokio::sync::Semaphore;
 
 use crate::protocol::service::Service;
 
-/// Longest time a client may take to send its request headers.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connection limits of the accept loop.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Longest time a client may take to send its request headers (then the connection closes).
+    pub header_read_timeout: Duration,
+}
 /// Longest time in-flight requests get to finish at shutdown.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -22,11 +28,11 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn serve(
     listener: TcpListener,
     service: Arc<Service>,
-    max_connections: usize,
+    limits: Limits,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(max_connections.max(1)));
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     loop {
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
@@ -48,7 +54,7 @@ pub async fn serve(
         let svc = service.clone();
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .header_read_timeout(limits.header_read_timeout)
             .max_headers(100)
             .max_buf_size(64 * 1024)
             .serve_connection(

@@ -34,6 +34,21 @@ pub struct TestApp {
     pub clock: Arc<dyn Clock>,
 }
 
+/// Everything that goes into one signature.
+#[derive(Debug, Clone)]
+pub struct SignOpts {
+    pub access_key: String,
+    pub secret: String,
+    pub token: Option<String>,
+    pub region: String,
+    pub service: String,
+    pub at_ms: i64,
+    pub target: String,
+    pub body: String,
+    /// Sign in the query string, valid this long.
+    pub presign_expires: Option<Duration>,
+}
+
 pub struct Reply {
     pub status: u16,
     pub headers: hyper::HeaderMap,
@@ -115,20 +130,50 @@ impl TestApp {
     }
 
     pub fn signed_at(&self, target: &str, body: &str, at_ms: i64) -> hyper::Request<Full<Bytes>> {
+        self.sign(&SignOpts {
+            target: target.into(),
+            body: body.into(),
+            at_ms,
+            ..self.opts()
+        })
+    }
+
+    /// Signing options for this app's current key, secret and region, now.
+    pub fn opts(&self) -> SignOpts {
+        SignOpts {
+            access_key: self.access_key.clone(),
+            secret: self.secret.clone(),
+            token: None,
+            region: self.region.clone(),
+            service: "aws-marketplace".into(),
+            at_ms: self.clock.now_ms(),
+            target: "AWSMPImageBuilding.DescribeBuilds".into(),
+            body: "{}".into(),
+            presign_expires: None,
+        }
+    }
+
+    /// Builds a request signed by aws-sigv4 exactly as `o` says (header or query-string auth).
+    pub fn sign(&self, o: &SignOpts) -> hyper::Request<Full<Bytes>> {
         let host = self.addr.to_string();
         let headers = [
             ("host", host.as_str()),
             ("content-type", "application/x-amz-json-1.1"),
-            ("x-amz-target", target),
+            ("x-amz-target", o.target.as_str()),
         ];
         let identity: Identity =
-            Credentials::new(&self.access_key, &self.secret, None, None, "test").into();
+            Credentials::new(&o.access_key, &o.secret, o.token.clone(), None, "test").into();
+        let mut settings = SigningSettings::default();
+        if let Some(exp) = o.presign_expires {
+            settings.signature_location = aws_sigv4::http_request::SignatureLocation::QueryParams;
+            settings.expires_in = Some(exp);
+        }
         let params = v4::SigningParams::builder()
             .identity(&identity)
-            .region(&self.region)
-            .name("aws-marketplace")
-            .time(UNIX_EPOCH + Duration::from_millis(at_ms as u64))
-            .settings(SigningSettings::default())
+            .region(&o.region)
+            .name(&o.service)
+            .time(UNIX_EPOCH + Duration::from_millis(o.at_ms as u64))
+            .settings(settings)
             .build()
             .unwrap()
             .into();
@@ -137,7 +182,7 @@ impl TestApp {
             "POST",
             &uri,
             headers.iter().copied(),
-            SignableBody::Bytes(body.as_bytes()),
+            SignableBody::Bytes(o.body.as_bytes()),
         )
         .unwrap();
         let (instructions, _sig) = sign(signable, &params).unwrap().into_parts();
@@ -145,7 +190,7 @@ impl TestApp {
         for (k, v) in headers {
             req = req.header(k, v);
         }
-        let mut req = req.body(Full::new(Bytes::from(body.to_string()))).unwrap();
+        let mut req = req.body(Full::new(Bytes::from(o.body.clone()))).unwrap();
         instructions.apply_to_request_http1x(&mut req);
         req
     }
