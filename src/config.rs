@@ -149,7 +149,6 @@ impl ServeConfig {
             max_body_bytes: self.max_body_bytes,
             body_timeout: std::time::Duration::from_millis(self.body_timeout_ms),
             verify_signatures: !self.insecure_no_signature_check,
-            ..crate::protocol::service::ProtocolConfig::default()
         }
     }
 }
