@@ -39,6 +39,7 @@ pub struct SignedRequest<'a> {
 pub struct Verifier<C> {
     credentials: C,
     service: String,
+    cache_keys: bool,
     key_cache: Mutex<HashMap<(String, String, String), Vec<u8>>>,
 }
 
@@ -48,7 +49,16 @@ impl<C: CredentialStore> Verifier<C> {
         Self {
             credentials,
             service: service.to_string(),
+            cache_keys: true,
             key_cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A verifier that derives the signing key for every request (benchmarks).
+    pub fn without_key_cache(credentials: C, service: &str) -> Self {
+        Self {
+            cache_keys: false,
+            ..Self::new(credentials, service)
         }
     }
 
@@ -263,13 +273,18 @@ impl<C: CredentialStore> Verifier<C> {
         date: &str,
         region: &str,
     ) -> Vec<u8> {
+        let t = UNIX_EPOCH + Duration::from_millis(u64::try_from(t_ms).unwrap_or(0));
+        if !self.cache_keys {
+            return aws_sigv4::sign::v4::generate_signing_key(secret, t, region, &self.service)
+                .as_ref()
+                .to_vec();
+        }
         let cache_key = (access_key.to_string(), date.to_string(), region.to_string());
         if let Ok(cache) = self.key_cache.lock() {
             if let Some(k) = cache.get(&cache_key) {
                 return k.clone();
             }
         }
-        let t = UNIX_EPOCH + Duration::from_millis(u64::try_from(t_ms).unwrap_or(0));
         let key = aws_sigv4::sign::v4::generate_signing_key(secret, t, region, &self.service)
             .as_ref()
             .to_vec();

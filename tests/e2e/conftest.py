@@ -95,6 +95,7 @@ def make_client(endpoint, region="us-east-1", **kw):
     session = boto3.session.Session(
         aws_access_key_id=kw.pop("access_key", ACCESS_KEY),
         aws_secret_access_key=kw.pop("secret_key", SECRET_KEY),
+        aws_session_token=kw.pop("aws_session_token", None),
         region_name=region,
     )
     session._loader.search_paths.insert(0, str(MODELS))
