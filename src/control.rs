@@ -64,18 +64,19 @@ async fn serve_log(
     ) else {
         return denied("Query-string authentication requires the Signature and Expires parameters");
     };
+    let internal = |e: crate::store::StoreError| {
+        tracing::error!(error = %e, "store failure serving log");
+        s3_style_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "We encountered an internal error. Please try again.",
+            request_id,
+        )
+    };
     let build = match ctx.store.get_build(build_id).await {
         Ok(Some(b)) => b,
         Ok(None) => return denied("Access Denied"),
-        Err(e) => {
-            tracing::error!(error = %e, "store failure serving log");
-            return s3_style_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalError",
-                "We encountered an internal error. Please try again.",
-                request_id,
-            );
-        }
+        Err(e) => return internal(e),
     };
     if !ctx
         .url_signer
@@ -90,15 +91,7 @@ async fn serve_log(
     }
     let logs = match ctx.store.installer_logs(build_id).await {
         Ok(l) => l.unwrap_or_default(),
-        Err(e) => {
-            tracing::error!(error = %e, "store failure serving log");
-            return s3_style_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalError",
-                "We encountered an internal error. Please try again.",
-                request_id,
-            );
-        }
+        Err(e) => return internal(e),
     };
     let text = match stream {
         Stream::Stdout => logs.stdout,
