@@ -13,7 +13,8 @@ use crate::domain::{Build, BuildStage, BuildStatus, CreatedImage, Notification, 
 /// Makes a fresh, empty store for one test (and keeps its directory alive).
 pub trait StoreFactory {
     /// Returns the store and whatever must outlive it.
-    fn create() -> (Arc<dyn Store>, Option<tempfile::TempDir>);
+    fn create(
+    ) -> impl std::future::Future<Output = (Arc<dyn Store>, Option<tempfile::TempDir>)> + Send;
 }
 
 /// A minimal in-progress build owned by `account` in us-east-1.
@@ -61,7 +62,7 @@ fn q(account: &str) -> BuildQuery {
 }
 
 pub async fn create_then_get_returns_the_build<F: StoreFactory>() {
-    let (s, _d) = F::create();
+    let (s, _d) = F::create().await;
     let b = sample_build("111111111111", 10, "b1");
     assert_eq!(
         s.create_build(&b, None, 5, None).await.unwrap(),
@@ -72,7 +73,7 @@ pub async fn create_then_get_returns_the_build<F: StoreFactory>() {
 }
 
 pub async fn same_token_same_params_replays_without_creating<F: StoreFactory>() {
-    let (s, _d) = F::create();
+    let (s, _d) = F::create().await;
     let b1 = sample_build("111111111111", 10, "b1");
     let b2 = sample_build("111111111111", 11, "b2");
     let t = claim("tok", "h1");
@@ -90,7 +91,7 @@ pub async fn same_token_same_params_replays_without_creating<F: StoreFactory>() 
 }
 
 pub async fn same_token_other_params_is_a_mismatch<F: StoreFactory>() {
-    let (s, _d) = F::create();
+    let (s, _d) = F::create().await;
     let b1 = sample_build("111111111111", 10, "b1");
     let b2 = sample_build("111111111111", 11, "b2");
     s.create_build(&b1, Some(&claim("tok", "h1")), 5, None)
@@ -106,7 +107,7 @@ pub async fn same_token_other_params_is_a_mismatch<F: StoreFactory>() {
 }
 
 pub async fn tokens_are_scoped_to_account_and_region<F: StoreFactory>() {
-    let (s, _d) = F::create();
+    let (s, _d) = F::create().await;
     let b1 = sample_build("111111111111", 10, "b1");
     let b2 = sample_build("222222222222", 11, "b2");
     let mut b3 = sample_build("111111111111", 12, "b3");
@@ -121,7 +122,7 @@ pub async fn tokens_are_scoped_to_account_and_region<F: StoreFactory>() {
 }
 
 pub async fn in_progress_limit_counts_only_in_progress<F: StoreFactory>() {
-    let (s, _d) = F::create();
+    let (s, _d) = F::create().await;
     for i in 0..3 {
         let b = sample_build("111111111111", i, &format!("b{i}"));
         assert_eq!(
@@ -153,7 +154,7 @@ pub async fn in_progress_limit_counts_only_in_progress<F: StoreFactory>() {
 }
 
 pub async fn concurrent_same_token_creates_exactly_one<F: StoreFactory>() {
-    let (s, _d) = F::create();
+    let (s, _d) = F::create().await;
     let mut tasks = Vec::new();
     for i in 0..32 {
         let s = s.clone();
@@ -184,7 +185,7 @@ pub async fn concurrent_same_token_creates_exactly_one<F: StoreFactory>() {
 }
 
 pub async fn concurrent_creates_never_overshoot_the_limit<F: StoreFactory>() {
-    let (s, _d) = F::create();
+    let (s, _d) = F::create().await;
     let mut tasks = Vec::new();
     for i in 0..24 {
         let s = s.clone();
@@ -205,7 +206,7 @@ pub async fn concurrent_creates_never_overshoot_the_limit<F: StoreFactory>() {
 }
 
 pub async fn update_with_stale_version_fails<F: StoreFactory>() {
-    let (s, _d) = F::create();
+    let (s, _d) = F::create().await;
     let b = sample_build("111111111111", 10, "b1");
     s.create_build(&b, None, 5, None).await.unwrap();
     let mut next = b.clone();
@@ -231,7 +232,7 @@ pub async fn update_with_stale_version_fails<F: StoreFactory>() {
 }
 
 pub async fn listing_is_newest_first_and_pages_are_stable<F: StoreFactory>() {
-    let (s, _d) = F::create();
+    let (s, _d) = F::create().await;
     // equal timestamps are ordered by id, descending
     for i in 0..23 {
         let b = sample_build("111111111111", i / 2, &format!("b{i:02}"));
@@ -273,7 +274,7 @@ pub async fn listing_is_newest_first_and_pages_are_stable<F: StoreFactory>() {
 }
 
 pub async fn listing_is_scoped_to_account_and_region<F: StoreFactory>() {
-    let (s, _d) = F::create();
+    let (s, _d) = F::create().await;
     s.create_build(&sample_build("111111111111", 1, "a"), None, 5, None)
         .await
         .unwrap();
@@ -307,7 +308,7 @@ pub async fn listing_is_scoped_to_account_and_region<F: StoreFactory>() {
 
 /// Random data and random queries; every page must equal the reference semantics.
 pub async fn filtered_listing_matches_reference_semantics<F: StoreFactory>() {
-    let (s, _d) = F::create();
+    let (s, _d) = F::create().await;
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let fos = ["fo-a", "fo-b", "fo-c", "fo-d"];
     let prods = ["prod-a", "prod-b", "prod-c"];
@@ -386,7 +387,7 @@ pub async fn filtered_listing_matches_reference_semantics<F: StoreFactory>() {
 }
 
 pub async fn due_builds_and_next_due<F: StoreFactory>() {
-    let (s, _d) = F::create();
+    let (s, _d) = F::create().await;
     let mut a = sample_build("111111111111", 1, "a");
     a.due_ms = Some(50);
     let mut b = sample_build("111111111111", 2, "b");
@@ -419,7 +420,7 @@ pub async fn due_builds_and_next_due<F: StoreFactory>() {
 }
 
 pub async fn outbox_and_images_are_written_with_the_change<F: StoreFactory>() {
-    let (s, _d) = F::create();
+    let (s, _d) = F::create().await;
     let n = |m: &str| Notification {
         topic_arn: "arn:t".into(),
         subject: "s".into(),
@@ -486,7 +487,7 @@ pub async fn outbox_and_images_are_written_with_the_change<F: StoreFactory>() {
 }
 
 pub async fn signing_keys_are_stable_and_rotate<F: StoreFactory>() {
-    let (s, _d) = F::create();
+    let (s, _d) = F::create().await;
     let a = s.signing_keys("x", 10).await.unwrap();
     assert_eq!(a.len(), 1);
     assert_eq!(a[0].key.len(), 32);
@@ -504,8 +505,8 @@ pub async fn signing_keys_are_stable_and_rotate<F: StoreFactory>() {
 /// Instantiates the conformance suite for a `StoreFactory`.
 #[macro_export]
 macro_rules! store_conformance_suite {
-    ($factory:ty) => {
-        $crate::store_conformance_suite!(@tests $factory;
+    ($factory:ty $(, #[$attr:meta])?) => {
+        $crate::store_conformance_suite!(@tests $factory; [$(#[$attr])?];
             create_then_get_returns_the_build,
             same_token_same_params_replays_without_creating,
             same_token_other_params_is_a_mismatch,
@@ -522,13 +523,15 @@ macro_rules! store_conformance_suite {
             signing_keys_are_stable_and_rotate
         );
     };
-    (@tests $factory:ty; $($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                $crate::store::conformance::$name::<$factory>().await;
-            }
-        )*
+    (@tests $factory:ty; $attrs:tt; $($name:ident),* $(,)?) => {
+        $( $crate::store_conformance_suite!(@one $factory; $attrs; $name); )*
+    };
+    (@one $factory:ty; [$($attr:tt)*]; $name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $($attr)*
+        async fn $name() {
+            $crate::store::conformance::$name::<$factory>().await;
+        }
     };
 }
 

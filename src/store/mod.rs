@@ -8,6 +8,7 @@
 //!
 //! Depends on: domain, world (image shape).
 
+pub mod dynamo;
 pub mod sqlite;
 
 #[cfg(test)]

@@ -877,14 +877,14 @@ mod tests {
 
     struct MemoryFactory;
     impl crate::store::conformance::StoreFactory for MemoryFactory {
-        fn create() -> (Arc<dyn Store>, Option<tempfile::TempDir>) {
+        async fn create() -> (Arc<dyn Store>, Option<tempfile::TempDir>) {
             (Arc::new(SqliteStore::in_memory().unwrap()), None)
         }
     }
 
     struct FileFactory;
     impl crate::store::conformance::StoreFactory for FileFactory {
-        fn create() -> (Arc<dyn Store>, Option<tempfile::TempDir>) {
+        async fn create() -> (Arc<dyn Store>, Option<tempfile::TempDir>) {
             let dir = tempfile::tempdir().unwrap();
             (Arc::new(SqliteStore::open(dir.path()).unwrap()), Some(dir))
         }
