@@ -104,10 +104,20 @@ impl App {
             Some(path) => World::from_file(path)?,
             None => World::demo()?,
         };
-        let store: Arc<dyn Store> = if config.in_memory {
-            Arc::new(SqliteStore::in_memory()?)
-        } else {
-            Arc::new(SqliteStore::open(&config.data_dir)?)
+        let store: Arc<dyn Store> = match config.store {
+            crate::config::StoreKind::Dynamodb => {
+                let d = crate::store::dynamo::DynamoStore::connect(
+                    &config.dynamodb_table,
+                    config.dynamodb_endpoint.as_deref(),
+                )
+                .await;
+                d.check_schema().await?;
+                Arc::new(d)
+            }
+            crate::config::StoreKind::Sqlite if config.in_memory => {
+                Arc::new(SqliteStore::in_memory()?)
+            }
+            crate::config::StoreKind::Sqlite => Arc::new(SqliteStore::open(&config.data_dir)?),
         };
         let sns = match &config.sns_endpoint {
             Some(endpoint) => Some(Arc::new(crate::sns::Sns::connect(endpoint).await)),

@@ -18,15 +18,42 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at start; boxing buys nothing
 pub enum Command {
     /// Run the service.
     Serve(ServeConfig),
+    /// DynamoDB table management.
+    #[command(subcommand)]
+    Dynamodb(DynamoCommand),
     /// Add new NextToken and log-URL signing keys to a data directory; the old ones keep
     /// verifying for `--key-grace-hours` after the service restarts.
     RotateKeys {
         /// Directory of the embedded store.
         #[arg(long, env = "IMAGEBUILD_DATA_DIR", default_value = "imagebuild-data")]
         data_dir: PathBuf,
+    },
+}
+
+/// Which store backs the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKind {
+    /// Embedded SQLite in the data directory.
+    Sqlite,
+    /// One DynamoDB table shared by every instance.
+    Dynamodb,
+}
+
+/// `imagebuild dynamodb …` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DynamoCommand {
+    /// Create the table and its indexes (does nothing if it exists).
+    CreateTable {
+        /// Table name.
+        #[arg(long, env = "IMAGEBUILD_DYNAMODB_TABLE", default_value = "imagebuild")]
+        dynamodb_table: String,
+        /// Endpoint of a DynamoDB-compatible server.
+        #[arg(long, env = "IMAGEBUILD_DYNAMODB_ENDPOINT")]
+        dynamodb_endpoint: Option<String>,
     },
 }
 
@@ -39,6 +66,16 @@ pub struct ServeConfig {
     /// Directory of the embedded store.
     #[arg(long, env = "IMAGEBUILD_DATA_DIR", default_value = "imagebuild-data")]
     pub data_dir: PathBuf,
+    /// Store backend: `sqlite` (embedded, in the data dir) or `dynamodb` (a shared table).
+    #[arg(long, env = "IMAGEBUILD_STORE", value_enum, default_value_t = StoreKind::Sqlite)]
+    pub store: StoreKind,
+    /// DynamoDB table (with `--store dynamodb`).
+    #[arg(long, env = "IMAGEBUILD_DYNAMODB_TABLE", default_value = "imagebuild")]
+    pub dynamodb_table: String,
+    /// DynamoDB endpoint, for DynamoDB-compatible servers (else the AWS SDK's chain, including
+    /// `AWS_ENDPOINT_URL_DYNAMODB`).
+    #[arg(long, env = "IMAGEBUILD_DYNAMODB_ENDPOINT")]
+    pub dynamodb_endpoint: Option<String>,
     /// Keep everything in memory (nothing survives a restart); for tests.
     #[arg(long, env = "IMAGEBUILD_IN_MEMORY", default_value_t = false)]
     pub in_memory: bool,
@@ -111,6 +148,9 @@ impl ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: PathBuf::from("unused"),
             in_memory: true,
+            store: StoreKind::Sqlite,
+            dynamodb_table: "imagebuild".into(),
+            dynamodb_endpoint: None,
             world: None,
             accounts: None,
             key_grace_hours: 24,

@@ -58,6 +58,29 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         match cli.command {
+            Command::Dynamodb(imagebuild::config::DynamoCommand::CreateTable { dynamodb_table, dynamodb_endpoint }) => {
+                let store = imagebuild::store::dynamo::DynamoStore::connect(&dynamodb_table, dynamodb_endpoint.as_deref()).await;
+                match store.create_table().await {
+                    Ok(true) => {
+                        tracing::info!(table = %dynamodb_table, "created table");
+                        ExitCode::SUCCESS
+                    }
+                    Ok(false) => match store.check_schema().await {
+                        Ok(()) => {
+                            tracing::info!(table = %dynamodb_table, "table exists with the expected schema");
+                            ExitCode::SUCCESS
+                        }
+                        Err(e) => {
+                            tracing::error!("{e}");
+                            ExitCode::FAILURE
+                        }
+                    },
+                    Err(e) => {
+                        tracing::error!("cannot create table: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
             Command::RotateKeys { data_dir } => {
                 use imagebuild::clock::Clock;
                 match imagebuild::app::rotate_keys(&data_dir, imagebuild::clock::SystemClock.now_ms()).await {
@@ -81,7 +104,13 @@ fn main() -> ExitCode {
                 } else {
                     tracing::info!("SigV4 signature verification is on");
                 }
-                let store = if config.in_memory { "in-memory (nothing survives a restart)".to_string() } else { format!("sqlite in {}", config.data_dir.display()) };
+                let store = match config.store {
+                    imagebuild::config::StoreKind::Dynamodb => format!("dynamodb table {}", config.dynamodb_table),
+                    imagebuild::config::StoreKind::Sqlite if config.in_memory => {
+                        "in-memory (nothing survives a restart)".to_string()
+                    }
+                    imagebuild::config::StoreKind::Sqlite => format!("sqlite in {}", config.data_dir.display()),
+                };
                 let world = config.world.as_ref().map_or_else(|| "built-in demo world".to_string(), |p| p.display().to_string());
                 tracing::info!(store = %store, world = %world, "starting");
                 let (tx, rx) = tokio::sync::watch::channel(false);

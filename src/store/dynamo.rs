@@ -51,6 +51,9 @@ const GSI: [(&str, &str, &str); 4] = [
     ("GSI4", "G4PK", "G4SK"),
 ];
 
+/// How long a worker holds a build it is advancing.
+const LEASE_MS: i64 = 30_000;
+
 /// How many index rows one listing may read looking for matches before it returns a short page.
 const SCAN_BUDGET_FACTOR: usize = 10;
 
@@ -487,9 +490,7 @@ impl DynamoStore {
     /// One backwards query page of an index: `(items, more)`.
     async fn query_page(
         &self,
-        index: &str,
-        pk_attr: &str,
-        sk_attr: &str,
+        (index, pk_attr, sk_attr): (&str, &str, &str),
         pk: &str,
         before: Option<&str>,
         limit: usize,
@@ -527,7 +528,7 @@ impl DynamoStore {
         after: Option<&Cursor>,
         fetch: usize,
     ) -> Result<Vec<Build>, StoreError> {
-        let (name, pk_attr, sk_attr) = GSI[index];
+        let idx = GSI[index];
         let before = after.map(|c| ck(c.created_ms, &c.build_id));
         let mut found = Vec::new();
         let mut start = None;
@@ -536,9 +537,7 @@ impl DynamoStore {
             let want = fetch - found.len();
             let (items, next) = self
                 .query_page(
-                    name,
-                    pk_attr,
-                    sk_attr,
+                    idx,
                     &partition,
                     before.as_deref(),
                     (want * 2).max(25),
@@ -592,101 +591,122 @@ impl Store for DynamoStore {
         max_in_progress: u32,
         notification: Option<&Notification>,
     ) -> Result<CreateOutcome, StoreError> {
-        let table = &*self.table;
-        for attempt in 0..5 {
-            let mut items = Vec::new();
-            if let Some(t) = token {
-                let mut item = Item::new();
-                item.insert(
-                    "PK".into(),
-                    s(format!(
-                        "T#{}#{}#StartBuild#{}",
-                        build.account, build.region, t.token
-                    )),
-                );
-                item.insert("SK".into(), s("T"));
-                item.insert("hash".into(), s(t.param_hash.clone()));
-                item.insert("build_id".into(), s(build.build_id.clone()));
-                items.push(put(table, item, Some("attribute_not_exists(PK)"))?);
+        // Contended checks are single-item conditional writes (a claim on the token, then the
+        // counter); the transaction that follows only writes what the claims already decided,
+        // so it does not fail under contention (emulators roll back failed transactions
+        // coarsely; real DynamoDB would not mind either way).
+        let token_pk = token.map(|t| {
+            format!(
+                "T#{}#{}#StartBuild#{}",
+                build.account, build.region, t.token
+            )
+        });
+        if let (Some(t), Some(pk)) = (token, &token_pk) {
+            match self.claim_token(pk, t, build).await? {
+                Claim::Won => {}
+                Claim::Outcome(o) => return Ok(o),
             }
-            let counter = Update::builder()
-                .table_name(table)
-                .key("PK", s(format!("C#{}#{}", build.account, build.region)))
+        }
+        let release = |this: &Self| {
+            let pk = token_pk.clone();
+            let id = build.build_id.clone();
+            let table = this.table.clone();
+            let client = this.client.clone();
+            async move {
+                if let Some(pk) = pk {
+                    let _ = client
+                        .delete_item()
+                        .table_name(&*table)
+                        .key("PK", s(pk))
+                        .key("SK", s("T"))
+                        .condition_expression("build_id = :id")
+                        .expression_attribute_values(":id", s(id))
+                        .send()
+                        .await;
+                }
+            }
+        };
+        let counter_pk = format!("C#{}#{}", build.account, build.region);
+        if build.status == BuildStatus::InProgress {
+            let r = self
+                .client
+                .update_item()
+                .table_name(&*self.table)
+                .key("PK", s(counter_pk.clone()))
                 .key("SK", s("C"))
                 .update_expression("ADD n :one")
                 .condition_expression("attribute_not_exists(n) OR n < :limit")
                 .expression_attribute_values(":one", n(1))
                 .expression_attribute_values(":limit", n(i64::from(max_in_progress)))
-                .build()
-                .map_err(build_error)?;
-            let counter_index = items.len();
-            if build.status == BuildStatus::InProgress {
-                items.push(TransactWriteItem::builder().update(counter).build());
-            }
-            items.push(put(
-                table,
-                build_item(build)?,
-                Some("attribute_not_exists(PK)"),
-            )?);
-            for link in link_items(build) {
-                items.push(put(table, link, None)?);
-            }
-            if let Some(nt) = notification {
-                items.push(put(table, notification_item(nt)?, None)?);
-            }
-            match self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items))
                 .send()
-                .await
-            {
-                Ok(_) => return Ok(CreateOutcome::Created),
+                .await;
+            match r {
+                Ok(_) => {}
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+                {
+                    release(self).await;
+                    return Ok(CreateOutcome::LimitExceeded {
+                        limit: max_in_progress,
+                    });
+                }
                 Err(e) => {
-                    let Some(reasons) = cancellation(&e) else {
-                        return Err(unavailable(e));
-                    };
-                    if let (Some(t), Some((Some(code), old))) = (token, reasons.first()) {
-                        if code == "ConditionalCheckFailed" {
-                            let old = old.clone().unwrap_or_default();
-                            if get_s(&old, "hash") != Some(t.param_hash.as_str()) {
-                                return Ok(CreateOutcome::TokenMismatch);
-                            }
-                            let id = get_s(&old, "build_id").unwrap_or_default().to_string();
-                            let original =
-                                self.get(format!("B#{id}"), "B").await?.ok_or_else(|| {
-                                    StoreError::Corrupt(format!("token names missing build {id}"))
-                                })?;
-                            return Ok(CreateOutcome::Replayed(Box::new(decode_build(&original)?)));
-                        }
-                    }
-                    if build.status == BuildStatus::InProgress
-                        && reasons.get(counter_index).and_then(|r| r.0.as_deref())
-                            == Some("ConditionalCheckFailed")
-                    {
-                        return Ok(CreateOutcome::LimitExceeded {
-                            limit: max_in_progress,
-                        });
-                    }
-                    if reasons
-                        .iter()
-                        .any(|r| r.0.as_deref() == Some("TransactionConflict"))
-                    {
-                        // Another instance is writing the same token or counter: retry with jitter.
-                        let jitter = u64::from(rand::thread_rng().next_u32() % 20);
-                        tokio::time::sleep(std::time::Duration::from_millis(
-                            5 * (attempt + 1) + jitter,
-                        ))
-                        .await;
-                        continue;
-                    }
+                    release(self).await;
                     return Err(unavailable(e));
                 }
             }
         }
-        Err(StoreError::Unavailable(
-            "dynamodb transaction conflicts persisted".into(),
-        ))
+        let table = &*self.table;
+        let mut items = vec![put(
+            table,
+            build_item(build)?,
+            Some("attribute_not_exists(PK)"),
+        )?];
+        for link in link_items(build) {
+            items.push(put(table, link, None)?);
+        }
+        if let Some(nt) = notification {
+            items.push(put(table, notification_item(nt)?, None)?);
+        }
+        if let Some(pk) = &token_pk {
+            let u = Update::builder()
+                .table_name(table)
+                .key("PK", s(pk.clone()))
+                .key("SK", s("T"))
+                .update_expression("SET #state = :done")
+                .condition_expression("build_id = :id")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":done", s("done"))
+                .expression_attribute_values(":id", s(build.build_id.clone()))
+                .build()
+                .map_err(build_error)?;
+            items.push(TransactWriteItem::builder().update(u).build());
+        }
+        if let Err(e) = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            // Undo the claims so a retry can proceed.
+            if build.status == BuildStatus::InProgress {
+                let _ = self
+                    .client
+                    .update_item()
+                    .table_name(table)
+                    .key("PK", s(counter_pk))
+                    .key("SK", s("C"))
+                    .update_expression("ADD n :d")
+                    .expression_attribute_values(":d", n(-1))
+                    .send()
+                    .await;
+            }
+            release(self).await;
+            return Err(unavailable(e));
+        }
+        Ok(CreateOutcome::Created)
     }
 
     async fn list_builds(
@@ -806,6 +826,34 @@ impl Store for DynamoStore {
         let expected = i64::try_from(expected_version).unwrap_or(i64::MAX);
         if get_n(&current, "version") != Some(expected) {
             return Err(StoreError::ConditionFailed);
+        }
+        // Lease first (a single-item conditional write): of several instances advancing the same
+        // build, one wins here and the others stop before writing anything; a lease left by a
+        // crashed instance expires and the build is taken over.
+        let leased = self
+            .client
+            .update_item()
+            .table_name(table)
+            .key("PK", s(format!("B#{}", build.build_id)))
+            .key("SK", s("B"))
+            .update_expression("SET lease_until = :until")
+            .condition_expression(
+                "version = :v AND (attribute_not_exists(lease_until) OR lease_until < :now)",
+            )
+            .expression_attribute_values(":until", n(build.updated_ms + LEASE_MS))
+            .expression_attribute_values(":now", n(build.updated_ms))
+            .expression_attribute_values(":v", n(expected))
+            .send()
+            .await;
+        match leased {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                return Err(StoreError::ConditionFailed);
+            }
+            Err(e) => return Err(unavailable(e)),
         }
         let was_in_progress = get_s(&current, "status") == Some(BuildStatus::InProgress.as_str());
         let mut items = vec![{
@@ -1040,7 +1088,97 @@ impl Store for DynamoStore {
     }
 }
 
+/// What claiming a client token decided.
+enum Claim {
+    /// This request owns the token and goes on to create the build.
+    Won,
+    /// The token was settled by another request.
+    Outcome(CreateOutcome),
+}
+
+/// A claim older than this is taken to belong to a crashed instance and may be taken over.
+const STALE_CLAIM_MS: i64 = 30_000;
+
 impl DynamoStore {
+    async fn claim_token(
+        &self,
+        pk: &str,
+        t: &TokenClaim,
+        build: &Build,
+    ) -> Result<Claim, StoreError> {
+        for _ in 0..500 {
+            let r = self
+                .client
+                .put_item()
+                .table_name(&*self.table)
+                .item("PK", s(pk))
+                .item("SK", s("T"))
+                .item("hash", s(t.param_hash.clone()))
+                .item("build_id", s(build.build_id.clone()))
+                .item("state", s("pending"))
+                .item("claimed_ms", n(build.created_ms))
+                .condition_expression("attribute_not_exists(PK)")
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .send()
+                .await;
+            let old = match r {
+                Ok(_) => return Ok(Claim::Won),
+                Err(SdkError::ServiceError(se)) => match se.into_err() {
+                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => c.item().cloned().unwrap_or_default(),
+                    other => return Err(StoreError::Unavailable(format!("dynamodb {}: {}", other.code().unwrap_or("error"), other.message().unwrap_or_default()))),
+                },
+                Err(e) => return Err(unavailable(e)),
+            };
+            if old.is_empty() {
+                continue; // released between our write and the answer
+            }
+            if get_s(&old, "hash") != Some(t.param_hash.as_str()) {
+                return Ok(Claim::Outcome(CreateOutcome::TokenMismatch));
+            }
+            let owner_id = get_s(&old, "build_id").unwrap_or_default().to_string();
+            if get_s(&old, "state") == Some("done") {
+                let b = self
+                    .get(format!("B#{owner_id}"), "B")
+                    .await?
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!("token names missing build {owner_id}"))
+                    })?;
+                return Ok(Claim::Outcome(CreateOutcome::Replayed(Box::new(
+                    decode_build(&b)?,
+                ))));
+            }
+            let claimed = get_n(&old, "claimed_ms").unwrap_or(0);
+            if claimed < build.created_ms - STALE_CLAIM_MS {
+                let taken = self
+                    .client
+                    .update_item()
+                    .table_name(&*self.table)
+                    .key("PK", s(pk))
+                    .key("SK", s("T"))
+                    .update_expression("SET build_id = :id, claimed_ms = :now")
+                    .condition_expression("#state = :pending AND claimed_ms = :old")
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_values(":id", s(build.build_id.clone()))
+                    .expression_attribute_values(":now", n(build.created_ms))
+                    .expression_attribute_values(":pending", s("pending"))
+                    .expression_attribute_values(":old", n(claimed))
+                    .send()
+                    .await;
+                if taken.is_ok() {
+                    return Ok(Claim::Won);
+                }
+                continue;
+            }
+            // Another request is creating this token's build right now: wait for it.
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        Err(StoreError::Unavailable(
+            "client token stayed claimed by another request".into(),
+        ))
+    }
+
     async fn add_key(&self, purpose: &str, id: i64, now_ms: i64) -> Result<SigningKey, StoreError> {
         let mut key = vec![0u8; 32];
         rand::thread_rng().fill_bytes(&mut key);
