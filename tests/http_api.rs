@@ -557,6 +557,24 @@ async fn describe_builds_filters_and_errors() {
         "",
     )
     .await;
+    expect_error(&app, "DescribeBuilds", json!({"Filters": [{"Name": "fulfillment-option-id", "Values": ["f".repeat(257)]}]}), "InvalidFilterException", "The value 'ffffffffffffffffffffffffffffffff...' is not valid for filter 'fulfillment-option-id'").await;
+    let values: Vec<String> = (0..51).map(|i| format!("fo-{i}")).collect();
+    expect_error(
+        &app,
+        "DescribeBuilds",
+        json!({"Filters": [{"Name": "fulfillment-option-id", "Values": values}]}),
+        "InvalidFilterException",
+        "The filter 'fulfillment-option-id' has more than 50 values.",
+    )
+    .await;
+    expect_error(
+        &app,
+        "DescribeBuilds",
+        json!({"BuildIds": ["b".repeat(300)]}),
+        "ValidationException",
+        "1 validation error detected",
+    )
+    .await;
     let many: Vec<String> = (0..51).map(|i| format!("id-{i}")).collect();
     expect_error(
         &app,

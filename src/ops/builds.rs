@@ -20,6 +20,10 @@ use crate::world::{self, Image, OptionDenial};
 
 /// Most build ids one DescribeBuilds call may name.
 pub const MAX_BUILD_IDS: usize = 50;
+/// Longest accepted build id or filter value (store keys stay far below DynamoDB's limits).
+pub const MAX_ID_LEN: usize = 256;
+/// Most values one filter may carry (each is one index walk).
+pub const MAX_FILTER_VALUES: usize = 50;
 /// Longest accepted client token.
 pub const MAX_CLIENT_TOKEN: usize = 64;
 /// Longest accepted destination image description.
@@ -350,6 +354,12 @@ fn build_query(caller: &Caller, input: &DescribeBuildsInput) -> Result<BuildQuer
                 "1 validation error detected: Value at 'buildIds' failed to satisfy constraint: Member must have length less than or equal to {MAX_BUILD_IDS}"
             )));
         }
+        if let Some(bad) = ids.iter().find(|i| i.chars().count() > MAX_ID_LEN) {
+            return Err(OpError::ValidationException(format!(
+                "1 validation error detected: Value '{}...' at 'buildIds' failed to satisfy constraint: Member must have length less than or equal to {MAX_ID_LEN}",
+                bad.chars().take(32).collect::<String>()
+            )));
+        }
         q.build_ids = Some(ids.clone());
     }
     let mut seen: Vec<&str> = Vec::new();
@@ -371,6 +381,17 @@ fn build_query(caller: &Caller, input: &DescribeBuildsInput) -> Result<BuildQuer
         if values.is_empty() {
             return Err(OpError::InvalidFilterException(format!(
                 "The filter '{name}' requires at least one value."
+            )));
+        }
+        if values.len() > MAX_FILTER_VALUES {
+            return Err(OpError::InvalidFilterException(format!(
+                "The filter '{name}' has more than {MAX_FILTER_VALUES} values."
+            )));
+        }
+        if let Some(v) = values.iter().find(|v| v.chars().count() > MAX_ID_LEN) {
+            return Err(OpError::InvalidFilterException(format!(
+                "The value '{}...' is not valid for filter '{name}': values are at most {MAX_ID_LEN} characters.",
+                v.chars().take(32).collect::<String>()
             )));
         }
         match name {

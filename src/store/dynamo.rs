@@ -51,6 +51,10 @@ const GSI: [(&str, &str, &str); 4] = [
     ("GSI4", "G4PK", "G4SK"),
 ];
 
+/// How long a client token is remembered (DynamoDB TTL attribute `expires_at`, epoch seconds;
+/// an expired token not yet swept counts as absent).
+const TOKEN_TTL_S: i64 = 7 * 24 * 3600;
+
 /// How long a worker holds a build it is advancing.
 const LEASE_MS: i64 = 30_000;
 
@@ -360,6 +364,18 @@ impl DynamoStore {
                 .and_then(|t| t.table_status())
                 .is_some_and(|st| st.as_str() == "ACTIVE")
             {
+                let ttl = aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
+                    .attribute_name("expires_at")
+                    .enabled(true)
+                    .build()
+                    .map_err(build_error)?;
+                self.client
+                    .update_time_to_live()
+                    .table_name(&*self.table)
+                    .time_to_live_specification(ttl)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
                 return Ok(true);
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -1117,7 +1133,9 @@ impl DynamoStore {
                 .item("build_id", s(build.build_id.clone()))
                 .item("state", s("pending"))
                 .item("claimed_ms", n(build.created_ms))
-                .condition_expression("attribute_not_exists(PK)")
+                .item("expires_at", n(build.created_ms / 1000 + TOKEN_TTL_S))
+                .condition_expression("attribute_not_exists(PK) OR expires_at < :now")
+                .expression_attribute_values(":now", n(build.created_ms / 1000))
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
                 )
