@@ -699,13 +699,7 @@ impl Store for DynamoStore {
                 .map_err(build_error)?;
             items.push(TransactWriteItem::builder().update(u).build());
         }
-        if let Err(e) = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
+        if let Err(e) = self.transact(items).await {
             // Undo the claims so a retry can proceed.
             if build.status == BuildStatus::InProgress {
                 let _ = self
@@ -917,13 +911,7 @@ impl Store for DynamoStore {
         if let Some(nt) = &effects.notification {
             items.push(put(table, notification_item(nt)?, None)?);
         }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
+        match self.transact(items).await {
             Ok(_) => Ok(()),
             Err(e) => match cancellation(&e) {
                 Some(reasons)
@@ -1116,6 +1104,47 @@ enum Claim {
 const STALE_CLAIM_MS: i64 = 30_000;
 
 impl DynamoStore {
+    /// One `TransactWriteItems`, retried with jitter while DynamoDB reports a
+    /// `TransactionConflict` (the SDK does not retry those).
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput,
+        SdkError<
+            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+            aws_sdk_dynamodb::config::http::HttpResponse,
+        >,
+    > {
+        let mut attempt = 0;
+        loop {
+            let r = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let conflict = r
+                .as_ref()
+                .err()
+                .and_then(cancellation)
+                .is_some_and(|reasons| {
+                    reasons
+                        .iter()
+                        .any(|x| x.0.as_deref() == Some("TransactionConflict"))
+                        && !reasons
+                            .iter()
+                            .any(|x| x.0.as_deref() == Some("ConditionalCheckFailed"))
+                });
+            if !conflict || attempt >= 4 {
+                return r;
+            }
+            attempt += 1;
+            let jitter = u64::from(rand::thread_rng().next_u32() % 25);
+            tokio::time::sleep(std::time::Duration::from_millis(10 * attempt + jitter)).await;
+        }
+    }
+
     async fn claim_token(
         &self,
         pk: &str,
