@@ -100,6 +100,20 @@ impl App {
         config: &ServeConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<App, StartError> {
+        let clock_shift = Arc::new(crate::clock::ShiftableClock::new(clock));
+        let clock: Arc<dyn Clock> = clock_shift.clone();
+        let control = crate::ops::ControlSettings {
+            token: config.control_token.clone().unwrap_or_else(|| {
+                use rand::RngCore;
+                let mut b = [0u8; 16];
+                rand::thread_rng().fill_bytes(&mut b);
+                let t = hex::encode(b);
+                tracing::info!("control-plane token (X-Imagebuild-Control-Token): {t}");
+                t
+            }),
+            mutations_enabled: config.listen.ip().is_loopback()
+                || config.control_plane_on_public_address,
+        };
         let world = match &config.world {
             Some(path) => World::from_file(path)?,
             None => World::demo()?,
@@ -138,6 +152,8 @@ impl App {
             store,
             world: RwLock::new(Arc::new(world)),
             clock,
+            clock_shift,
+            control,
             config: config.ops(),
             worker: WorkerHandle::default(),
             paging_keys,

@@ -39,6 +39,48 @@ impl Clock for OffsetClock {
     }
 }
 
+/// A clock the control plane can move forward (`POST /_imagebuild/clock`): the inner clock
+/// plus an accumulated shift. Every time-dependent part of the service reads this clock.
+#[derive(Debug)]
+pub struct ShiftableClock {
+    inner: std::sync::Arc<dyn Clock>,
+    shift_ms: AtomicI64,
+}
+
+impl std::fmt::Debug for dyn Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock({})", self.now_ms())
+    }
+}
+
+impl ShiftableClock {
+    /// Wraps `inner` with no shift.
+    #[must_use]
+    pub fn new(inner: std::sync::Arc<dyn Clock>) -> Self {
+        Self {
+            inner,
+            shift_ms: AtomicI64::new(0),
+        }
+    }
+
+    /// Moves the clock forward by `ms` (never backwards: expiries must not come undone).
+    pub fn advance_ms(&self, ms: i64) {
+        self.shift_ms.fetch_add(ms.max(0), Ordering::SeqCst);
+    }
+
+    /// The total shift so far.
+    #[must_use]
+    pub fn shift_ms(&self) -> i64 {
+        self.shift_ms.load(Ordering::SeqCst)
+    }
+}
+
+impl Clock for ShiftableClock {
+    fn now_ms(&self) -> i64 {
+        self.inner.now_ms().saturating_add(self.shift_ms())
+    }
+}
+
 /// A clock that only moves when told to; for tests.
 #[derive(Debug)]
 pub struct ManualClock {

@@ -131,6 +131,16 @@ pub struct ServeConfig {
     /// Publish notifications to this SNS-compatible endpoint (and check topics there).
     #[arg(long, env = "IMAGEBUILD_SNS_ENDPOINT")]
     pub sns_endpoint: Option<String>,
+    /// Token for the mutating control-plane endpoints (generated and logged once when absent).
+    #[arg(long, env = "IMAGEBUILD_CONTROL_TOKEN")]
+    pub control_token: Option<String>,
+    /// Allow the mutating control-plane endpoints when listening beyond loopback.
+    #[arg(
+        long,
+        env = "IMAGEBUILD_CONTROL_PLANE_ON_PUBLIC_ADDRESS",
+        default_value_t = false
+    )]
+    pub control_plane_on_public_address: bool,
     /// Accept requests without verifying SigV4 signatures (logged loudly at start).
     #[arg(
         long,
@@ -165,6 +175,8 @@ impl ServeConfig {
             body_timeout_ms: 30_000,
             clock_offset_seconds: 0,
             sns_endpoint: None,
+            control_token: Some("test-control-token".into()),
+            control_plane_on_public_address: false,
             insecure_no_signature_check: false,
         }
     }

@@ -701,6 +701,10 @@ mod tests {
                 crate::world::World::demo().unwrap(),
             )),
             clock: std::sync::Arc::new(crate::clock::SystemClock),
+            clock_shift: std::sync::Arc::new(crate::clock::ShiftableClock::new(
+                std::sync::Arc::new(crate::clock::SystemClock),
+            )),
+            control: crate::ops::ControlSettings::default(),
             config: crate::ops::OpsConfig::default(),
             worker: crate::ops::WorkerHandle::default(),
             paging_keys: vec![vec![1; 32]],

@@ -92,6 +92,10 @@ pub struct Ctx {
     pub paging_keys: Vec<Vec<u8>>,
     /// Signs log URLs (its key is persisted in the store).
     pub url_signer: logs::UrlSigner,
+    /// The same clock as `clock`, with the control plane's handle to move it.
+    pub clock_shift: Arc<crate::clock::ShiftableClock>,
+    /// Control-plane settings.
+    pub control: ControlSettings,
     /// The SNS endpoint's topics, when one is configured (else the world's).
     pub topics: Option<std::sync::Arc<dyn TopicDirectory>>,
 }
@@ -103,6 +107,23 @@ impl Ctx {
         self.world
             .read()
             .map_or_else(|p| p.into_inner().clone(), |w| w.clone())
+    }
+}
+
+/// Who may use the mutating control-plane endpoints.
+#[derive(Clone, Default)]
+pub struct ControlSettings {
+    /// The token mutating requests must carry in `X-Imagebuild-Control-Token`.
+    pub token: String,
+    /// False when the service listens beyond loopback without `--control-plane-on-public-address`.
+    pub mutations_enabled: bool,
+}
+
+impl std::fmt::Debug for ControlSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlSettings")
+            .field("mutations_enabled", &self.mutations_enabled)
+            .finish_non_exhaustive()
     }
 }
 

@@ -502,6 +502,47 @@ pub async fn signing_keys_are_stable_and_rotate<F: StoreFactory>() {
     assert_eq!(super::keys_in_grace(&both, 30 + 100, 100), vec![b]);
 }
 
+pub async fn reset_clears_one_account_or_everything<F: StoreFactory>() {
+    let (s, _d) = F::create().await;
+    let t = claim("tok", "h");
+    s.create_build(&sample_build("111111111111", 1, "a1"), Some(&t), 1, None)
+        .await
+        .unwrap();
+    s.create_build(&sample_build("222222222222", 2, "b1"), Some(&t), 1, None)
+        .await
+        .unwrap();
+    s.reset(Some("111111111111")).await.unwrap();
+    assert_eq!(s.get_build("a1").await.unwrap(), None);
+    assert!(s.get_build("b1").await.unwrap().is_some());
+    // the token and the in-progress slot of the reset account are free again
+    assert_eq!(
+        s.create_build(&sample_build("111111111111", 3, "a2"), Some(&t), 1, None)
+            .await
+            .unwrap(),
+        CreateOutcome::Created
+    );
+    let keys = s.signing_keys("k", 1).await.unwrap();
+    s.reset(None).await.unwrap();
+    assert_eq!(s.get_build("b1").await.unwrap(), None);
+    assert!(s
+        .list_builds(&q("111111111111"), None, 10)
+        .await
+        .unwrap()
+        .builds
+        .is_empty());
+    assert_eq!(
+        s.signing_keys("k", 2).await.unwrap(),
+        keys,
+        "signing keys survive a reset"
+    );
+    assert_eq!(
+        s.create_build(&sample_build("222222222222", 4, "b2"), Some(&t), 1, None)
+            .await
+            .unwrap(),
+        CreateOutcome::Created
+    );
+}
+
 /// Instantiates the conformance suite for a `StoreFactory`.
 #[macro_export]
 macro_rules! store_conformance_suite {
@@ -520,7 +561,8 @@ macro_rules! store_conformance_suite {
             filtered_listing_matches_reference_semantics,
             due_builds_and_next_due,
             outbox_and_images_are_written_with_the_change,
-            signing_keys_are_stable_and_rotate
+            signing_keys_are_stable_and_rotate,
+            reset_clears_one_account_or_everything
         );
     };
     (@tests $factory:ty; $attrs:tt; $($name:ident),* $(,)?) => {
@@ -586,6 +628,9 @@ impl Store for FailingStore {
         Err(StoreError::Unavailable("injected".into()))
     }
     async fn rotate_key(&self, _: &str, _: i64) -> Result<super::SigningKey, StoreError> {
+        Err(StoreError::Unavailable("injected".into()))
+    }
+    async fn reset(&self, _: Option<&str>) -> Result<(), StoreError> {
         Err(StoreError::Unavailable("injected".into()))
     }
     async fn installer_logs(

@@ -1033,6 +1033,66 @@ impl Store for DynamoStore {
         Ok(out.into_iter().map(|(_, e)| e).collect())
     }
 
+    async fn reset(&self, account: Option<&str>) -> Result<(), StoreError> {
+        // A scan of the whole table: a harness operation, not a request path.
+        let mut start = None;
+        let mut doomed: Vec<(AttributeValue, AttributeValue)> = Vec::new();
+        let mut builds_of_account: Vec<String> = Vec::new();
+        let mut items: Vec<Item> = Vec::new();
+        loop {
+            let r = self
+                .client
+                .scan()
+                .table_name(&*self.table)
+                .set_exclusive_start_key(start.take())
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            items.extend(r.items().iter().cloned());
+            match r.last_evaluated_key() {
+                Some(k) => start = Some(k.clone()),
+                None => break,
+            }
+        }
+        if let Some(a) = account {
+            for item in &items {
+                if get_s(item, "SK") == Some("B")
+                    && decode_build(item).is_ok_and(|b| b.account == a)
+                {
+                    builds_of_account.push(get_s(item, "PK").unwrap_or_default().to_string());
+                }
+            }
+        }
+        for item in items {
+            let pk = get_s(&item, "PK").unwrap_or_default().to_string();
+            let keep = match account {
+                None => pk.starts_with("K#"),
+                Some(a) => {
+                    !(builds_of_account.contains(&pk)
+                        || pk.starts_with(&format!("T#{a}#"))
+                        || pk.starts_with(&format!("C#{a}#")))
+                }
+            };
+            if !keep {
+                if let (Some(p), Some(sk)) = (item.get("PK"), item.get("SK")) {
+                    doomed.push((p.clone(), sk.clone()));
+                }
+            }
+        }
+        for (pk, sk) in doomed {
+            self.client
+                .delete_item()
+                .table_name(&*self.table)
+                .key("PK", pk)
+                .key("SK", sk)
+                .send()
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
     async fn installer_logs(&self, build_id: &str) -> Result<Option<InstallerLogs>, StoreError> {
         Ok(self
             .get(format!("B#{build_id}"), "L")

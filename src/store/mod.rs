@@ -242,6 +242,11 @@ pub trait Store: Send + Sync + 'static {
     /// Returns every notification (delivered or not) for `topic`, or all, oldest first.
     async fn notifications(&self, topic: Option<&str>) -> Result<Vec<OutboxEntry>, StoreError>;
 
+    /// Deletes every build, client token, counter, created image, installer log and
+    /// notification (signing keys stay), or with `account` only that account's builds, tokens,
+    /// counters and logs.
+    async fn reset(&self, account: Option<&str>) -> Result<(), StoreError>;
+
     /// Returns what a build's installers printed, if they ran.
     async fn installer_logs(&self, build_id: &str) -> Result<Option<InstallerLogs>, StoreError>;
 

@@ -817,6 +817,34 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn reset(&self, account: Option<&str>) -> Result<(), StoreError> {
+        let account = account.map(str::to_string);
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            match &account {
+                None => tx
+                    .execute_batch(
+                        "DELETE FROM builds; DELETE FROM build_options; DELETE FROM build_products; DELETE FROM tokens; \
+                         DELETE FROM images; DELETE FROM build_logs; DELETE FROM outbox; DELETE FROM in_progress;",
+                    )
+                    .map_err(unavailable)?,
+                Some(a) => {
+                    tx.execute("DELETE FROM build_logs WHERE build_id IN (SELECT build_id FROM builds WHERE account = ?1)", [a])
+                        .map_err(unavailable)?;
+                    for table in ["builds", "build_options", "build_products", "tokens", "in_progress"] {
+                        tx.execute(&format!("DELETE FROM {table} WHERE account = ?1"), [a]).map_err(unavailable)?;
+                    }
+                }
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await?;
+        if let Ok(mut cache) = self.inner.decoded.lock() {
+            cache.by_id.clear();
+        }
+        Ok(())
+    }
+
     async fn installer_logs(&self, build_id: &str) -> Result<Option<InstallerLogs>, StoreError> {
         let id = build_id.to_string();
         self.read(move |conn| {
