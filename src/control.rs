@@ -1,15 +1,18 @@
-//! Non-AWS endpoints under `/_imagebuild/`, never reachable through `X-Amz-Target`:
-//! `health`, the installer log URLs handed out by DescribeBuilds, and the captured
-//! notifications.
+//! Non-AWS endpoints under `/_imagebuild/`, never reachable through `X-Amz-Target`, for
+//! operators and test harnesses (README, "Control plane"):
+//! reads — `health`, `logs/…` (the installer log URLs of DescribeBuilds), `notifications`,
+//! `world`, `clock`; mutations (token in `X-Imagebuild-Control-Token`, loopback only unless
+//! enabled) — `reset`, `world` (PUT replace / PATCH merge), `clock` (advance), `advance` (one
+//! build by one stage).
 //!
-//! Depends on: ops (Ctx, logs), store (trait).
+//! Depends on: ops (Ctx, logs), store (trait), world, worker (tick).
 
 use std::collections::HashMap;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::ops::logs::Stream;
 use crate::ops::Ctx;
@@ -105,6 +108,286 @@ async fn serve_log(
     resp
 }
 
+/// Largest control-plane request body (world documents can be large).
+const MAX_CONTROL_BODY: usize = 16 * 1024 * 1024;
+
+fn control_error(
+    status: StatusCode,
+    ty: &str,
+    message: impl Into<String>,
+    request_id: &str,
+) -> Response<Full<Bytes>> {
+    ApiError::framework(ty, status, Some(message.into())).into_response(request_id)
+}
+
+async fn read_json(req: Request<hyper::body::Incoming>) -> Result<Value, String> {
+    use http_body_util::BodyExt;
+    let body = http_body_util::Limited::new(req.into_body(), MAX_CONTROL_BODY)
+        .collect()
+        .await
+        .map_err(|e| format!("cannot read the body: {e}"))?
+        .to_bytes();
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("the body is not valid JSON: {e}"))
+}
+
+/// The identity of a world entry, for merging: entries with the same identity are replaced.
+fn entry_id(list: &str, v: &Value) -> Option<String> {
+    let f = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    match list {
+        "Images" => Some(format!("{}#{}", f("Region"), f("ImageId"))),
+        "Products" => Some(f("ProductId")),
+        "Subscriptions" => Some(format!("{}#{}", f("AccountId"), f("ProductId"))),
+        "SnsTopics" => v.as_str().map(str::to_string),
+        "Roles" => Some(f("Arn")),
+        "Exemptions" => Some(f("ExemptionId")),
+        _ => None,
+    }
+}
+
+/// Merges `patch` into `base`: each list's entries replace entries with the same identity
+/// (image id + region, product id, …) or are appended.
+fn merge_world(base: &mut Value, patch: &Value) -> Result<(), String> {
+    let Some(patch) = patch.as_object() else {
+        return Err("a world patch must be a JSON object".into());
+    };
+    for (list, entries) in patch {
+        let Some(entries) = entries.as_array() else {
+            return Err(format!("{list} must be a list"));
+        };
+        let target = base
+            .as_object_mut()
+            .ok_or("the current world is not an object")?
+            .entry(list.clone())
+            .or_insert_with(|| Value::Array(Vec::new()));
+        let Some(target) = target.as_array_mut() else {
+            return Err(format!("{list} must be a list"));
+        };
+        for e in entries {
+            let id = entry_id(list, e);
+            match target
+                .iter()
+                .position(|x| id.is_some() && entry_id(list, x) == id)
+            {
+                Some(i) => target[i] = e.clone(),
+                None => target.push(e.clone()),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn install_world(ctx: &Ctx, doc: &Value, request_id: &str) -> Response<Full<Bytes>> {
+    match crate::world::World::from_json(&doc.to_string()) {
+        Ok(w) => {
+            let summary = json!({"Images": w.images.len(), "Products": w.products.len(), "SnsTopics": w.sns_topics.len()});
+            match ctx.world.write() {
+                Ok(mut cur) => *cur = std::sync::Arc::new(w),
+                Err(p) => *p.into_inner() = std::sync::Arc::new(w),
+            }
+            ctx.worker.wake();
+            json_response(
+                StatusCode::OK,
+                json!({"World": summary}).to_string(),
+                request_id,
+            )
+        }
+        Err(e) => control_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidWorldException",
+            e.to_string(),
+            request_id,
+        ),
+    }
+}
+
+fn clock_json(ctx: &Ctx) -> String {
+    let now = ctx.clock.now_ms();
+    json!({"Now": crate::clock::iso8601_extended(now), "NowEpochMs": now, "ShiftSeconds": ctx.clock_shift.shift_ms() / 1000}).to_string()
+}
+
+async fn mutate(
+    ctx: &Ctx,
+    method: &Method,
+    path: &str,
+    req: Request<hyper::body::Incoming>,
+    request_id: &str,
+) -> Response<Full<Bytes>> {
+    if !ctx.control.mutations_enabled {
+        return control_error(StatusCode::FORBIDDEN, "AccessDeniedException", "The control plane's mutating endpoints are off: the service listens beyond loopback (start it with --control-plane-on-public-address to allow them).", request_id);
+    }
+    let given = req
+        .headers()
+        .get("x-imagebuild-control-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let expected = ctx.control.token.as_bytes();
+    let ok = given.len() == expected.len()
+        && bool::from(subtle::ConstantTimeEq::ct_eq(given.as_bytes(), expected));
+    if !ok {
+        return control_error(
+            StatusCode::FORBIDDEN,
+            "AccessDeniedException",
+            "Missing or wrong X-Imagebuild-Control-Token.",
+            request_id,
+        );
+    }
+    let body = match read_json(req).await {
+        Ok(v) => v,
+        Err(e) => {
+            return control_error(
+                StatusCode::BAD_REQUEST,
+                "SerializationException",
+                e,
+                request_id,
+            )
+        }
+    };
+    match (method.as_str(), path) {
+        ("POST", "reset") => {
+            let account = body.get("AccountId").and_then(Value::as_str);
+            if let Some(a) = account {
+                if !crate::world::is_account_id(a) {
+                    return control_error(
+                        StatusCode::BAD_REQUEST,
+                        "ValidationException",
+                        format!("'{a}' is not a 12-digit account id"),
+                        request_id,
+                    );
+                }
+            }
+            match ctx.store.reset(account).await {
+                Ok(()) => json_response(
+                    StatusCode::OK,
+                    json!({"Reset": account.unwrap_or("all")}).to_string(),
+                    request_id,
+                ),
+                Err(e) => control_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalFailure",
+                    e.to_string(),
+                    request_id,
+                ),
+            }
+        }
+        ("PUT", "world") => install_world(ctx, &body, request_id),
+        ("PATCH", "world") => {
+            let mut current = serde_json::to_value(&*ctx.world()).unwrap_or_else(|_| json!({}));
+            if let Err(e) = merge_world(&mut current, &body) {
+                return control_error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidWorldException",
+                    e,
+                    request_id,
+                );
+            }
+            install_world(ctx, &current, request_id)
+        }
+        ("POST", "clock") => {
+            let Some(secs) = body
+                .get("AdvanceSeconds")
+                .and_then(Value::as_i64)
+                .filter(|s| *s >= 0)
+            else {
+                return control_error(
+                    StatusCode::BAD_REQUEST,
+                    "ValidationException",
+                    "AdvanceSeconds must be a non-negative whole number of seconds.",
+                    request_id,
+                );
+            };
+            ctx.clock_shift.advance_ms(secs.saturating_mul(1000));
+            ctx.worker.wake();
+            json_response(StatusCode::OK, clock_json(ctx), request_id)
+        }
+        ("POST", "advance") => {
+            let Some(id) = body.get("BuildId").and_then(Value::as_str) else {
+                return control_error(
+                    StatusCode::BAD_REQUEST,
+                    "ValidationException",
+                    "BuildId is required.",
+                    request_id,
+                );
+            };
+            advance_build(ctx, id, request_id).await
+        }
+        _ => control_error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            format!("No control endpoint {method} {PREFIX}{path}"),
+            request_id,
+        ),
+    }
+}
+
+/// Makes one in-progress build due now and advances it by one stage.
+async fn advance_build(ctx: &Ctx, id: &str, request_id: &str) -> Response<Full<Bytes>> {
+    let internal = |e: crate::store::StoreError| {
+        control_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalFailure",
+            e.to_string(),
+            request_id,
+        )
+    };
+    let build = match ctx.store.get_build(id).await {
+        Ok(Some(b)) => b,
+        Ok(None) => {
+            return control_error(
+                StatusCode::NOT_FOUND,
+                "ResourceNotFoundException",
+                format!("No build {id}"),
+                request_id,
+            )
+        }
+        Err(e) => return internal(e),
+    };
+    if build.status.is_terminal() {
+        return control_error(
+            StatusCode::CONFLICT,
+            "InvalidStateException",
+            format!("Build {id} is already {}", build.status.as_str()),
+            request_id,
+        );
+    }
+    let now = ctx.clock.now_ms();
+    let mut due = build.clone();
+    due.due_ms = Some(now);
+    due.version = build.version + 1;
+    if let Err(e) = ctx
+        .store
+        .update_build(&due, build.version, &crate::store::Effects::default())
+        .await
+    {
+        return internal(e);
+    }
+    if let Err(e) = crate::worker::tick(ctx, now).await {
+        return internal(e);
+    }
+    match ctx.store.get_build(id).await {
+        Ok(Some(b)) => json_response(
+            StatusCode::OK,
+            json!({"BuildId": id, "Status": b.status.as_str(), "Stage": format!("{:?}", b.stage)})
+                .to_string(),
+            request_id,
+        ),
+        Ok(None) => control_error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            format!("No build {id}"),
+            request_id,
+        ),
+        Err(e) => internal(e),
+    }
+}
+
 /// Handles a request under `PREFIX`.
 pub async fn handle(
     ctx: &Ctx,
@@ -122,12 +405,8 @@ pub async fn handle(
         .into_response(request_id)
     };
     if req.method() != Method::GET {
-        return ApiError::framework(
-            "MethodNotAllowedException",
-            StatusCode::METHOD_NOT_ALLOWED,
-            Some("Only GET is supported here".into()),
-        )
-        .into_response(request_id);
+        let method = req.method().clone();
+        return mutate(ctx, &method, &path, req, request_id).await;
     }
     if let Some(rest) = path.strip_prefix("logs/") {
         return serve_log(ctx, rest, query.as_deref(), request_id).await;
@@ -147,6 +426,16 @@ pub async fn handle(
             });
             json_response(status, body.to_string(), request_id)
         }
+        "world" => match serde_json::to_string(&*ctx.world()) {
+            Ok(body) => json_response(StatusCode::OK, body, request_id),
+            Err(e) => control_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalFailure",
+                e.to_string(),
+                request_id,
+            ),
+        },
+        "clock" => json_response(StatusCode::OK, clock_json(ctx), request_id),
         "notifications" => {
             let q = query_map(query.as_deref());
             match ctx

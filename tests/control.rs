@@ -1,0 +1,293 @@
+//! The control plane (`/_imagebuild/…`) through HTTP: token, reset, world replace/merge,
+//! virtual clock, explicit advance — every build status reached without sleeping.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::{BodyExt, Full};
+use imagebuild::clock::Clock;
+use imagebuild::config::ServeConfig;
+use serde_json::{json, Value};
+
+const TOKEN: &str = "test-control-token";
+
+async fn control(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, Value) {
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(format!("http://{}/_imagebuild/{path}", app.addr));
+    if let Some(t) = token {
+        req = req.header("x-imagebuild-control-token", t);
+    }
+    let resp = app
+        .client
+        .request(req.body(Full::new(Bytes::from(body.to_string()))).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn slow() -> ServeConfig {
+    ServeConfig {
+        provision_seconds: 3600,
+        install_seconds: 3600,
+        imaging_seconds: 3600,
+        ..ServeConfig::for_test()
+    }
+}
+
+#[tokio::test]
+async fn mutations_need_the_token_and_bad_requests_change_nothing() {
+    let app = spawn(slow()).await;
+    app.call("StartBuild", start_body(GOOD_FO, LINUX_AMI)).await;
+    for token in [None, Some("wrong")] {
+        let (status, body) = control(&app, "POST", "reset", token, "{}").await;
+        assert_eq!(
+            (status, body["__type"].as_str()),
+            (403, Some("AccessDeniedException"))
+        );
+    }
+    assert_eq!(app.builds().await.len(), 1);
+    let (status, body) = control(&app, "POST", "reset", Some(TOKEN), "{not json").await;
+    assert_eq!(
+        (status, body["__type"].as_str()),
+        (400, Some("SerializationException"))
+    );
+    let (status, body) = control(
+        &app,
+        "POST",
+        "reset",
+        Some(TOKEN),
+        r#"{"AccountId": "nope"}"#,
+    )
+    .await;
+    assert_eq!(
+        (status, body["__type"].as_str()),
+        (400, Some("ValidationException"))
+    );
+    let (status, _) = control(&app, "POST", "nothing-here", Some(TOKEN), "{}").await;
+    assert_eq!(status, 404);
+    assert_eq!(app.builds().await.len(), 1);
+    let (status, _) = control(
+        &app,
+        "POST",
+        "reset",
+        Some(TOKEN),
+        r#"{"AccountId": "123456789012"}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(app.builds().await.len(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn mutations_are_off_beyond_loopback_unless_enabled() {
+    let app = spawn(ServeConfig {
+        listen: "0.0.0.0:0".parse().unwrap(),
+        ..ServeConfig::for_test()
+    })
+    .await;
+    let mut local = app;
+    local.addr = format!("127.0.0.1:{}", local.addr.port()).parse().unwrap();
+    let (status, body) = control(&local, "POST", "reset", Some(TOKEN), "{}").await;
+    assert_eq!(status, 403);
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("--control-plane-on-public-address"));
+    local.stop().await;
+}
+
+#[tokio::test]
+async fn world_can_be_read_replaced_and_merged_and_is_validated() {
+    let app = spawn(ServeConfig::for_test()).await;
+    let (_, before) = control(&app, "GET", "world", None, "").await;
+    assert!(before["Images"].as_array().unwrap().len() >= 5);
+    // an invalid world is refused with the field, and nothing changes
+    let (status, body) = control(&app, "PATCH", "world", Some(TOKEN), r#"{"Images": [{"ImageId": "ami-12345678", "OwnerId": "123456789012", "Region": "us-east-1", "Platform": "BeOS"}]}"#).await;
+    assert_eq!(
+        (status, body["__type"].as_str()),
+        (400, Some("InvalidWorldException"))
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("Images["),
+        "{body}"
+    );
+    let (_, after) = control(&app, "GET", "world", None, "").await;
+    assert_eq!(after, before);
+    // merge a new product and image in; then build with them
+    let patch = json!({
+        "Images": [{"ImageId": "ami-0abcdef0123456789", "OwnerId": "123456789012", "Region": "us-east-1", "Platform": "Linux"}],
+        "Products": [{"ProductId": "prod-harness1", "ProductCode": "code1", "SellerAccountId": "999988887777", "Title": "Harness", "Visibility": "Public",
+                      "Versions": [{"Version": "1", "FulfillmentOptionId": "fo-harness1", "Platform": "Linux", "Regions": ["us-east-1"]}]}]
+    });
+    let (status, body) = control(&app, "PATCH", "world", Some(TOKEN), &patch.to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["World"]["Images"].as_u64().unwrap() as usize,
+        before["Images"].as_array().unwrap().len() + 1
+    );
+    let r = app
+        .call(
+            "StartBuild",
+            start_body("fo-harness1", "ami-0abcdef0123456789"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    // replace the whole world: the demo option is gone
+    let (status, _) = control(&app, "PUT", "world", Some(TOKEN), &patch.to_string()).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        app.call("StartBuild", start_body(GOOD_FO, LINUX_AMI))
+            .await
+            .error_type(),
+        "InvalidFulfillmentOptionIdException"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn every_build_status_is_reached_by_advancing_without_sleeping() {
+    let app = spawn(slow()).await;
+    for (fo, ami, steps, status, code) in [
+        (GOOD_FO, LINUX_AMI, 3, "Succeeded", None),
+        (
+            "fo-demofailinstall",
+            LINUX_AMI,
+            2,
+            "Failed",
+            Some("InstallFailed"),
+        ),
+        (
+            GOOD_FO,
+            "ami-0c1b2c3d4e5f60718",
+            1,
+            "Failed",
+            Some("SSMAgentNotFound"),
+        ),
+        ("fo-demointernal01", LINUX_AMI, 2, "InternalError", None),
+    ] {
+        let id = app.call("StartBuild", start_body(fo, ami)).await.body["BuildId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        for step in 0..steps {
+            let b = app
+                .call("DescribeBuilds", json!({"BuildIds": [id]}))
+                .await
+                .body["Builds"][0]
+                .clone();
+            assert_eq!(b["Status"], "InProgress", "{fo} before step {step}");
+            let (s, body) = control(
+                &app,
+                "POST",
+                "advance",
+                Some(TOKEN),
+                &json!({"BuildId": id}).to_string(),
+            )
+            .await;
+            assert_eq!(s, 200, "{body}");
+        }
+        let b = app
+            .call("DescribeBuilds", json!({"BuildIds": [id]}))
+            .await
+            .body["Builds"][0]
+            .clone();
+        assert_eq!(b["Status"], status, "{fo} {ami}");
+        assert_eq!(b["ErrorDetail"]["Code"].as_str(), code);
+        let (s, body) = control(
+            &app,
+            "POST",
+            "advance",
+            Some(TOKEN),
+            &json!({"BuildId": id}).to_string(),
+        )
+        .await;
+        assert_eq!(
+            (s, body["__type"].as_str()),
+            (409, Some("InvalidStateException"))
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_virtual_clock_moves_timestamps_expiry_and_the_sigv4_window() {
+    let app = spawn(ServeConfig {
+        provision_seconds: 60,
+        install_seconds: 0,
+        imaging_seconds: 0,
+        ..ServeConfig::for_test()
+    })
+    .await;
+    let id = app
+        .call("StartBuild", start_body(GOOD_FO, LINUX_AMI))
+        .await
+        .body["BuildId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let real_now = imagebuild::clock::SystemClock.now_ms();
+    // 61 s later (virtually) the build is done: the worker follows the clock
+    let (s, body) = control(
+        &app,
+        "POST",
+        "clock",
+        Some(TOKEN),
+        r#"{"AdvanceSeconds": 61}"#,
+    )
+    .await;
+    assert_eq!((s, body["ShiftSeconds"].as_i64()), (200, Some(61)));
+    let b = app.wait_terminal(&id).await;
+    assert_eq!(b["Status"], "Succeeded");
+    assert!(b["LastUpdateTime"].as_f64().unwrap() * 1000.0 >= (real_now + 60_000) as f64);
+    let url = b["StandardOutputUrl"].as_str().unwrap().to_string();
+    assert_eq!(app.get(&url).await.0, 200);
+    // an hour later the log URL has expired, and requests signed with the real time are stale
+    control(
+        &app,
+        "POST",
+        "clock",
+        Some(TOKEN),
+        r#"{"AdvanceSeconds": 3700}"#,
+    )
+    .await;
+    assert_eq!(app.get(&url).await.0, 403);
+    let stale = app
+        .raw(app.signed_at(
+            "AWSMPImageBuilding.DescribeBuilds",
+            "{}",
+            imagebuild::clock::SystemClock.now_ms(),
+        ))
+        .await;
+    assert_eq!(stale.error_type(), "InvalidSignatureException");
+    let (_, clock) = control(&app, "GET", "clock", None, "").await;
+    let virtual_now = clock["NowEpochMs"].as_i64().unwrap();
+    let fresh = app
+        .raw(app.signed_at("AWSMPImageBuilding.DescribeBuilds", "{}", virtual_now))
+        .await;
+    assert_eq!(fresh.status, 200);
+    let (s, _) = control(
+        &app,
+        "POST",
+        "clock",
+        Some(TOKEN),
+        r#"{"AdvanceSeconds": -5}"#,
+    )
+    .await;
+    assert_eq!(s, 400);
+    app.stop().await;
+}
