@@ -154,6 +154,7 @@ impl App {
             clock,
             clock_shift,
             control,
+            harness: crate::ops::harness::Harness::default(),
             config: config.ops(),
             worker: WorkerHandle::default(),
             paging_keys,

@@ -208,6 +208,16 @@ fn install_world(ctx: &Ctx, doc: &Value, request_id: &str) -> Response<Full<Byte
     }
 }
 
+fn strip(v: &Value, keys: &[&str]) -> Value {
+    let mut v = v.clone();
+    if let Some(o) = v.as_object_mut() {
+        for k in keys {
+            o.remove(*k);
+        }
+    }
+    v
+}
+
 fn clock_json(ctx: &Ctx) -> String {
     let now = ctx.clock.now_ms();
     json!({"Now": crate::clock::iso8601_extended(now), "NowEpochMs": now, "ShiftSeconds": ctx.clock_shift.shift_ms() / 1000}).to_string()
@@ -316,8 +326,140 @@ async fn mutate(
                     request_id,
                 );
             };
-            advance_build(ctx, id, request_id).await
+            let steps = body
+                .get("Steps")
+                .and_then(Value::as_u64)
+                .unwrap_or(1)
+                .clamp(1, 10);
+            let mut last = advance_build(ctx, id, request_id).await;
+            for _ in 1..steps {
+                if last.status() != StatusCode::OK {
+                    break;
+                }
+                last = advance_build(ctx, id, request_id).await;
+            }
+            last
         }
+        ("POST", "transitions") => {
+            if body
+                .get("Resource")
+                .and_then(Value::as_str)
+                .is_some_and(|r| r != "build")
+            {
+                return control_error(
+                    StatusCode::BAD_REQUEST,
+                    "ValidationException",
+                    "Resource must be 'build' (scans come with the scanning service).",
+                    request_id,
+                );
+            }
+            match serde_json::from_value::<crate::ops::harness::Transition>(strip(
+                &body,
+                &["Resource"],
+            )) {
+                Ok(t) => {
+                    ctx.harness.set_transition(Some(t));
+                    ctx.worker.wake();
+                    json_response(
+                        StatusCode::OK,
+                        json!({"Transition": t}).to_string(),
+                        request_id,
+                    )
+                }
+                Err(e) => control_error(
+                    StatusCode::BAD_REQUEST,
+                    "ValidationException",
+                    format!("Mode must be immediate, time (with Seconds) or manual: {e}"),
+                    request_id,
+                ),
+            }
+        }
+        ("DELETE", "transitions") => {
+            ctx.harness.set_transition(None);
+            json_response(
+                StatusCode::OK,
+                json!({"Transition": null}).to_string(),
+                request_id,
+            )
+        }
+        ("PUT", "outcomes") => {
+            match serde_json::from_value::<Vec<crate::ops::harness::OutcomeRule>>(
+                body.get("Rules").cloned().unwrap_or(json!([])),
+            ) {
+                Ok(rules) => {
+                    if let Some(e) = rules.iter().find_map(|r| r.validate().err()) {
+                        return control_error(
+                            StatusCode::BAD_REQUEST,
+                            "ValidationException",
+                            e,
+                            request_id,
+                        );
+                    }
+                    ctx.harness.set_outcomes(rules);
+                    json_response(
+                        StatusCode::OK,
+                        json!({"Rules": ctx.harness.outcomes()}).to_string(),
+                        request_id,
+                    )
+                }
+                Err(e) => control_error(
+                    StatusCode::BAD_REQUEST,
+                    "ValidationException",
+                    format!("Rules: {e}"),
+                    request_id,
+                ),
+            }
+        }
+        ("PUT", "faults") => match serde_json::from_value::<Vec<crate::ops::harness::FaultRule>>(
+            body.get("Rules").cloned().unwrap_or(json!([])),
+        ) {
+            Ok(rules) => {
+                if let Some(r) = rules.iter().find(|r| {
+                    !["StartBuild", "DescribeBuilds"].contains(&r.operation.as_str())
+                        || r.probability.is_some_and(|p| !(0.0..=1.0).contains(&p))
+                }) {
+                    return control_error(StatusCode::BAD_REQUEST, "ValidationException", format!("Operation must be StartBuild or DescribeBuilds and Probability 0-1: {r:?}"), request_id);
+                }
+                ctx.harness.set_faults(rules);
+                json_response(
+                    StatusCode::OK,
+                    json!({"Rules": ctx.harness.faults()}).to_string(),
+                    request_id,
+                )
+            }
+            Err(e) => control_error(
+                StatusCode::BAD_REQUEST,
+                "ValidationException",
+                format!("Rules: {e}"),
+                request_id,
+            ),
+        },
+        ("POST", "seed") => match body.get("Seed") {
+            Some(Value::Null) | None => {
+                ctx.harness.seed(None);
+                json_response(
+                    StatusCode::OK,
+                    json!({"Seed": null}).to_string(),
+                    request_id,
+                )
+            }
+            Some(v) => match v.as_u64() {
+                Some(seed) => {
+                    ctx.harness.seed(Some(seed));
+                    json_response(
+                        StatusCode::OK,
+                        json!({"Seed": seed}).to_string(),
+                        request_id,
+                    )
+                }
+                None => control_error(
+                    StatusCode::BAD_REQUEST,
+                    "ValidationException",
+                    "Seed must be a non-negative integer or null.",
+                    request_id,
+                ),
+            },
+        },
         _ => control_error(
             StatusCode::NOT_FOUND,
             "ResourceNotFoundException",
@@ -436,6 +578,11 @@ pub async fn handle(
             ),
         },
         "clock" => json_response(StatusCode::OK, clock_json(ctx), request_id),
+        "harness" => json_response(
+            StatusCode::OK,
+            json!({"Transition": ctx.harness.transition(), "Outcomes": ctx.harness.outcomes(), "Faults": ctx.harness.faults()}).to_string(),
+            request_id,
+        ),
         "notifications" => {
             let q = query_map(query.as_deref());
             match ctx

@@ -291,3 +291,194 @@ async fn the_virtual_clock_moves_timestamps_expiry_and_the_sigv4_window() {
     assert_eq!(s, 400);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn transitions_outcomes_seed_and_faults() {
+    let app = spawn(ServeConfig::for_test()).await;
+    // manual: even with zero-length stages nothing moves until advanced
+    let (s, _) = control(
+        &app,
+        "POST",
+        "transitions",
+        Some(TOKEN),
+        r#"{"Resource": "build", "Mode": "manual"}"#,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let id = app
+        .call("StartBuild", start_body(GOOD_FO, LINUX_AMI))
+        .await
+        .body["BuildId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    tokio::task::yield_now().await;
+    let (_, body) = control(
+        &app,
+        "POST",
+        "advance",
+        Some(TOKEN),
+        &json!({"BuildId": id, "Steps": 2}).to_string(),
+    )
+    .await;
+    assert_eq!(body["Status"], "InProgress");
+    assert_eq!(
+        app.call("DescribeBuilds", json!({"BuildIds": [id]}))
+            .await
+            .body["Builds"][0]["Status"],
+        "InProgress"
+    );
+    let (_, body) = control(
+        &app,
+        "POST",
+        "advance",
+        Some(TOKEN),
+        &json!({"BuildId": id}).to_string(),
+    )
+    .await;
+    assert_eq!(body["Status"], "Succeeded");
+    let (s, body) = control(
+        &app,
+        "POST",
+        "transitions",
+        Some(TOKEN),
+        r#"{"Mode": "sometimes"}"#,
+    )
+    .await;
+    assert_eq!(
+        (s, body["__type"].as_str()),
+        (400, Some("ValidationException"))
+    );
+    // immediate again, with a scripted outcome that applies once
+    control(
+        &app,
+        "POST",
+        "transitions",
+        Some(TOKEN),
+        r#"{"Mode": "immediate"}"#,
+    )
+    .await;
+    let rules = json!({"Rules": [{"ImageId": LINUX_AMI, "Status": "Failed", "ErrorCode": "SSMAgentNotFound", "Message": "scripted", "Once": true}]});
+    let (s, _) = control(&app, "PUT", "outcomes", Some(TOKEN), &rules.to_string()).await;
+    assert_eq!(s, 200);
+    let first = app
+        .wait_terminal(
+            app.call("StartBuild", start_body(GOOD_FO, LINUX_AMI))
+                .await
+                .body["BuildId"]
+                .as_str()
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        (
+            first["Status"].as_str(),
+            first["ErrorDetail"]["Message"].as_str()
+        ),
+        (Some("Failed"), Some("scripted"))
+    );
+    let second = app
+        .wait_terminal(
+            app.call("StartBuild", start_body(GOOD_FO, LINUX_AMI))
+                .await
+                .body["BuildId"]
+                .as_str()
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(second["Status"], "Succeeded");
+    let (s, _) = control(
+        &app,
+        "PUT",
+        "outcomes",
+        Some(TOKEN),
+        r#"{"Rules": [{"Status": "Failed"}]}"#,
+    )
+    .await;
+    assert_eq!(s, 400, "Failed needs an ErrorCode");
+    // a scripted success on an image without SSM agent, sticky
+    control(
+        &app,
+        "PUT",
+        "outcomes",
+        Some(TOKEN),
+        &json!({"Rules": [{"FulfillmentOptionId": "fo-demointernal01", "Status": "Succeeded"}]})
+            .to_string(),
+    )
+    .await;
+    for _ in 0..2 {
+        let b = app
+            .wait_terminal(
+                app.call("StartBuild", start_body("fo-demointernal01", LINUX_AMI))
+                    .await
+                    .body["BuildId"]
+                    .as_str()
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(b["Status"], "Succeeded");
+        assert!(b["DestinationImage"]["Id"].is_string());
+    }
+    // seeded ids repeat
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        control(&app, "POST", "reset", Some(TOKEN), "{}").await;
+        control(&app, "POST", "seed", Some(TOKEN), r#"{"Seed": 42}"#).await;
+        let id = app
+            .call("StartBuild", start_body(GOOD_FO, LINUX_AMI))
+            .await
+            .body["BuildId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let ami = app.wait_terminal(&id).await["DestinationImage"]["Id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        runs.push((id, ami));
+    }
+    assert_eq!(runs[0], runs[1]);
+    // faults: two throttles, then normal service; a 503; latency only
+    let faults = json!({"Rules": [{"Operation": "StartBuild", "Exception": "ThrottlingException", "Count": 2}]});
+    control(&app, "PUT", "faults", Some(TOKEN), &faults.to_string()).await;
+    for _ in 0..2 {
+        let r = app.call("StartBuild", start_body(GOOD_FO, LINUX_AMI)).await;
+        assert_eq!((r.status, r.error_type()), (400, "ThrottlingException"));
+    }
+    assert_eq!(
+        app.call("StartBuild", start_body(GOOD_FO, LINUX_AMI))
+            .await
+            .status,
+        200
+    );
+    control(&app, "PUT", "faults", Some(TOKEN), r#"{"Rules": [{"Operation": "DescribeBuilds", "Exception": "ServiceUnavailableException", "Count": 1}, {"Operation": "StartBuild", "Exception": "InstallerMismatchException", "Count": 1}]}"#).await;
+    assert_eq!(app.call("DescribeBuilds", json!({})).await.status, 503);
+    let r = app.call("StartBuild", start_body(GOOD_FO, LINUX_AMI)).await;
+    assert_eq!(
+        (r.status, r.error_type(), r.message()),
+        (400, "InstallerMismatchException", "Injected fault")
+    );
+    control(
+        &app,
+        "PUT",
+        "faults",
+        Some(TOKEN),
+        r#"{"Rules": [{"Operation": "DescribeBuilds", "LatencyMs": 300, "Count": 1}]}"#,
+    )
+    .await;
+    let t = std::time::Instant::now();
+    assert_eq!(app.call("DescribeBuilds", json!({})).await.status, 200);
+    assert!(t.elapsed() >= std::time::Duration::from_millis(300));
+    let (s, _) = control(
+        &app,
+        "PUT",
+        "faults",
+        Some(TOKEN),
+        r#"{"Rules": [{"Operation": "DeleteBuild"}]}"#,
+    )
+    .await;
+    assert_eq!(s, 400);
+    let (_, state) = control(&app, "GET", "harness", None, "").await;
+    assert_eq!(state["Transition"]["Mode"], "immediate");
+    app.stop().await;
+}

@@ -281,14 +281,14 @@ pub async fn start_build(
     let build = Build {
         // Time-ordered (v7, monotonic within the process): builds started in the same
         // millisecond still list newest first, since ties on time break on the id.
-        build_id: uuid::Uuid::now_v7().to_string(),
+        build_id: ctx.harness.new_build_id(),
         account: caller.account.clone(),
         region: caller.region.clone(),
         created_ms: now,
         updated_ms: now,
         status: BuildStatus::InProgress,
         stage: BuildStage::Provisioning,
-        due_ms: Some(now + i64::try_from(ctx.config.provision_seconds * 1000).unwrap_or(i64::MAX)),
+        due_ms: Some(ctx.harness.due(&ctx.config, BuildStage::Provisioning, now)),
         version: 1,
         fulfillment_option_ids: option_ids,
         products,
@@ -705,6 +705,7 @@ mod tests {
                 std::sync::Arc::new(crate::clock::SystemClock),
             )),
             control: crate::ops::ControlSettings::default(),
+            harness: crate::ops::harness::Harness::default(),
             config: crate::ops::OpsConfig::default(),
             worker: crate::ops::WorkerHandle::default(),
             paging_keys: vec![vec![1; 32]],

@@ -4,6 +4,7 @@
 
 pub mod builds;
 pub mod error;
+pub mod harness;
 pub mod logs;
 pub mod paging;
 
@@ -96,6 +97,8 @@ pub struct Ctx {
     pub clock_shift: Arc<crate::clock::ShiftableClock>,
     /// Control-plane settings.
     pub control: ControlSettings,
+    /// What a harness set: transitions, scripted outcomes, seed, faults.
+    pub harness: harness::Harness,
     /// The SNS endpoint's topics, when one is configured (else the world's).
     pub topics: Option<std::sync::Arc<dyn TopicDirectory>>,
 }

@@ -191,6 +191,21 @@ impl Service {
             }
             Err(Invalid::Constraints(v)) => return Err(map_violations(op, &v).into()),
         }
+        if let Some(fault) = self.ctx.harness.take_fault(op.name()) {
+            if fault.latency_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(fault.latency_ms)).await;
+            }
+            if let Some(name) = fault.exception {
+                return Err(match crate::ops::harness::fault_error(&name) {
+                    Ok(e) => e.into(),
+                    Err((status, message)) => ApiError::framework(
+                        &name,
+                        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                        Some(message),
+                    ),
+                });
+            }
+        }
         let out = dispatch(&self.ctx, &caller, op, value).await?;
         Ok(json_response(StatusCode::OK, out, request_id))
     }

@@ -13,8 +13,6 @@ pub mod notify;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::Rng;
-
 use crate::domain::{
     Build, BuildError, BuildStage, BuildStatus, CreatedImage, InstallerLogs, Notification,
 };
@@ -29,18 +27,6 @@ pub struct TickReport {
     pub advanced: usize,
     /// Earliest due time still pending after the tick.
     pub next_due_ms: Option<i64>,
-}
-
-fn secs_ms(s: u64) -> i64 {
-    i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX)
-}
-
-fn new_image_id() -> String {
-    let mut rng = rand::thread_rng();
-    let hex: String = (0..17)
-        .map(|_| char::from(b"0123456789abcdef"[rng.gen_range(0..16)]))
-        .collect();
-    format!("ami-{hex}")
 }
 
 /// The next state of a build and what it produced on the way.
@@ -61,6 +47,8 @@ pub fn advance(
     world: &World,
     source: Option<&Image>,
     cfg: &OpsConfig,
+    due: &dyn Fn(BuildStage) -> i64,
+    image_id: String,
     now: i64,
 ) -> Advance {
     let mut next = b.clone();
@@ -90,7 +78,7 @@ pub fn advance(
             ),
             Some(_) => {
                 next.stage = BuildStage::Installing;
-                next.due_ms = Some(now + secs_ms(cfg.install_seconds));
+                next.due_ms = Some(due(BuildStage::Installing));
             }
         },
         BuildStage::Installing => {
@@ -128,7 +116,7 @@ pub fn advance(
                 Some((status, error)) => fail(&mut next, status, error),
                 None => {
                     next.stage = BuildStage::CreatingImage;
-                    next.due_ms = Some(now + secs_ms(cfg.imaging_seconds));
+                    next.due_ms = Some(due(BuildStage::CreatingImage));
                 }
             }
         }
@@ -137,7 +125,7 @@ pub fn advance(
                 fail(&mut next, BuildStatus::InternalError, None);
                 return Advance { build: next, image: None, logs: None };
             };
-            let id = new_image_id();
+            let id = image_id;
             let mut img = src.clone();
             img.image_id.clone_from(&id);
             img.name = Some(b.destination_image_name.clone());
@@ -173,6 +161,52 @@ pub fn advance(
     }
 }
 
+/// A scripted outcome: the build ends now as the rule says (Succeeded creates its image).
+fn scripted(
+    b: &Build,
+    rule: &crate::ops::harness::OutcomeRule,
+    world: &World,
+    source: Option<&Image>,
+    ctx: &Ctx,
+    now: i64,
+) -> Advance {
+    if rule.status == "Succeeded" {
+        let mut at_end = b.clone();
+        at_end.stage = BuildStage::CreatingImage;
+        return advance(
+            &at_end,
+            world,
+            source,
+            &ctx.config,
+            &|_| now,
+            ctx.harness.new_image_id(),
+            now,
+        );
+    }
+    let mut next = b.clone();
+    next.version = b.version + 1;
+    next.updated_ms = now;
+    next.stage = BuildStage::Done;
+    next.due_ms = None;
+    next.status = if rule.status == "Failed" {
+        BuildStatus::Failed
+    } else {
+        BuildStatus::InternalError
+    };
+    next.error = rule.error_code.as_ref().map(|code| BuildError {
+        code: code.clone(),
+        message: rule
+            .message
+            .clone()
+            .unwrap_or_else(|| format!("Scripted outcome: {code}")),
+    });
+    Advance {
+        build: next,
+        image: None,
+        logs: None,
+    }
+}
+
 /// One pass: advances every due build by one stage.
 ///
 /// # Errors
@@ -194,7 +228,18 @@ pub async fn tick(ctx: &Ctx, now: i64) -> Result<TickReport, StoreError> {
             build: next,
             image,
             logs,
-        } = advance(&b, &world, source.as_ref(), &ctx.config, now);
+        } = match ctx.harness.take_outcome(&b) {
+            Some(rule) => scripted(&b, &rule, &world, source.as_ref(), ctx, now),
+            None => advance(
+                &b,
+                &world,
+                source.as_ref(),
+                &ctx.config,
+                &|st| ctx.harness.due(&ctx.config, st, now),
+                ctx.harness.new_image_id(),
+                now,
+            ),
+        };
         let notification = if next.status == b.status {
             None
         } else {
@@ -279,7 +324,15 @@ mod tests {
                 break;
             }
             let src = w.image(&b.region, &b.source_image_id).cloned();
-            let a = advance(&b, &w, src.as_ref(), &cfg, 2000 + step);
+            let a = advance(
+                &b,
+                &w,
+                src.as_ref(),
+                &cfg,
+                &|_| 9000,
+                format!("ami-{:017x}", step),
+                2000 + step,
+            );
             assert_eq!(a.build.version, b.version + 1);
             created = a.image.or(created);
             logs = a.logs.or(logs);
@@ -296,6 +349,7 @@ mod tests {
         let img = img.unwrap();
         assert_eq!(Some(img.image_id.clone()), b.destination_image_id);
         assert!(crate::world::is_image_id(&img.image_id) && img.image_id.len() == 21);
+        assert_eq!(b.due_ms, None);
         assert_eq!(img.image.owner_id, "123456789012");
         assert_eq!(img.image.product_codes, vec!["8a7b6c5d4e3f2g1h0i9j8k7l6"]);
         assert!(img
