@@ -261,6 +261,22 @@ async fn mutate(
         }
     };
     match (method.as_str(), path) {
+        ("DELETE", "notifications") => {
+            let topic = body.get("TopicArn").and_then(Value::as_str);
+            match ctx.store.clear_notifications(topic).await {
+                Ok(()) => json_response(
+                    StatusCode::OK,
+                    json!({"Cleared": topic.unwrap_or("all")}).to_string(),
+                    request_id,
+                ),
+                Err(e) => control_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalFailure",
+                    e.to_string(),
+                    request_id,
+                ),
+            }
+        }
         ("POST", "reset") => {
             let account = body.get("AccountId").and_then(Value::as_str);
             if let Some(a) = account {

@@ -482,3 +482,57 @@ async fn transitions_outcomes_seed_and_faults() {
     assert_eq!(state["Transition"]["Mode"], "immediate");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn every_modeled_error_can_be_injected() {
+    let app = spawn(ServeConfig::for_test()).await;
+    let model = imagebuild::model::Model::parse(imagebuild::model::IMAGE_BUILD_MODEL).unwrap();
+    for (op, info) in &model.operations {
+        for err in &info.errors {
+            let rules = json!({"Rules": [{"Operation": op, "Exception": err, "Count": 1}]});
+            assert_eq!(
+                control(&app, "PUT", "faults", Some(TOKEN), &rules.to_string())
+                    .await
+                    .0,
+                200
+            );
+            let body = if op == "StartBuild" {
+                start_body(GOOD_FO, LINUX_AMI)
+            } else {
+                json!({})
+            };
+            let r = app.call(op, body).await;
+            assert_eq!(r.error_type(), err, "{op}");
+            assert_eq!(
+                r.status,
+                if err == "InternalServerErrorException" {
+                    500
+                } else {
+                    400
+                },
+                "{op} {err}"
+            );
+            assert_eq!(r.body["Message"], "Injected fault");
+        }
+    }
+    assert!(
+        app.builds().await.is_empty(),
+        "injected faults write nothing"
+    );
+    // captured notifications can be cleared
+    let mut b = start_body(GOOD_FO, LINUX_AMI);
+    b["SnsTopicArn"] = json!("arn:aws:sns:us-east-1:123456789012:image-build-events");
+    app.call("StartBuild", b).await;
+    let (s, _) = control(&app, "DELETE", "notifications", Some(TOKEN), "{}").await;
+    assert_eq!(s, 200);
+    let (_, list) = control(&app, "GET", "notifications", None, "").await;
+    assert!(
+        list["Notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["Message"].as_str().unwrap().contains("Succeeded")),
+        "{list}"
+    );
+    app.stop().await;
+}

@@ -484,6 +484,11 @@ pub async fn outbox_and_images_are_written_with_the_change<F: StoreFactory>() {
             .unwrap(),
         None
     );
+    s.clear_notifications(Some("arn:other")).await.unwrap();
+    assert_eq!(s.notifications(None).await.unwrap().len(), 2);
+    s.clear_notifications(Some("arn:t")).await.unwrap();
+    assert!(s.notifications(None).await.unwrap().is_empty());
+    assert!(s.pending_notifications(10).await.unwrap().is_empty());
 }
 
 pub async fn signing_keys_are_stable_and_rotate<F: StoreFactory>() {
@@ -628,6 +633,9 @@ impl Store for FailingStore {
         Err(StoreError::Unavailable("injected".into()))
     }
     async fn rotate_key(&self, _: &str, _: i64) -> Result<super::SigningKey, StoreError> {
+        Err(StoreError::Unavailable("injected".into()))
+    }
+    async fn clear_notifications(&self, _: Option<&str>) -> Result<(), StoreError> {
         Err(StoreError::Unavailable("injected".into()))
     }
     async fn reset(&self, _: Option<&str>) -> Result<(), StoreError> {

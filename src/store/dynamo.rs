@@ -1033,6 +1033,40 @@ impl Store for DynamoStore {
         Ok(out.into_iter().map(|(_, e)| e).collect())
     }
 
+    async fn clear_notifications(&self, topic: Option<&str>) -> Result<(), StoreError> {
+        let mut start = None;
+        loop {
+            let r = self
+                .client
+                .scan()
+                .table_name(&*self.table)
+                .filter_expression("SK = :n")
+                .expression_attribute_values(":n", s("N"))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in r.items() {
+                let matches =
+                    topic.is_none_or(|t| get_s(item, "G3PK") == Some(format!("N#{t}").as_str()));
+                if let (true, Some(pk)) = (matches, item.get("PK")) {
+                    self.client
+                        .delete_item()
+                        .table_name(&*self.table)
+                        .key("PK", pk.clone())
+                        .key("SK", s("N"))
+                        .send()
+                        .await
+                        .map_err(unavailable)?;
+                }
+            }
+            match r.last_evaluated_key() {
+                Some(k) => start = Some(k.clone()),
+                None => return Ok(()),
+            }
+        }
+    }
+
     async fn reset(&self, account: Option<&str>) -> Result<(), StoreError> {
         // A scan of the whole table: a harness operation, not a request path.
         let mut start = None;

@@ -247,6 +247,9 @@ pub trait Store: Send + Sync + 'static {
     /// counters and logs.
     async fn reset(&self, account: Option<&str>) -> Result<(), StoreError>;
 
+    /// Deletes the captured notifications of `topic` (or all), delivered or not.
+    async fn clear_notifications(&self, topic: Option<&str>) -> Result<(), StoreError>;
+
     /// Returns what a build's installers printed, if they ran.
     async fn installer_logs(&self, build_id: &str) -> Result<Option<InstallerLogs>, StoreError>;
 

@@ -817,6 +817,16 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn clear_notifications(&self, topic: Option<&str>) -> Result<(), StoreError> {
+        let topic = topic.map(str::to_string);
+        self.write(move |conn| {
+            conn.execute("DELETE FROM outbox WHERE ?1 IS NULL OR topic = ?1", [topic])
+                .map(|_| ())
+                .map_err(unavailable)
+        })
+        .await
+    }
+
     async fn reset(&self, account: Option<&str>) -> Result<(), StoreError> {
         let account = account.map(str::to_string);
         self.write(move |conn| {
