@@ -151,6 +151,69 @@ async fn run(endpoint: &str, op: &str, concurrency: usize, requests: u64, max_re
     );
 }
 
+/// Reset + StartBuild + advance to a terminal status, through the control plane, N times.
+async fn harness(endpoint: &str, token: &str, n: usize) {
+    let host = endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let stream = tokio::net::TcpStream::connect(&host)
+        .await
+        .expect("connect");
+    stream.set_nodelay(true).unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let control = |path: &str, body: String| {
+        hyper::Request::builder()
+            .method("POST")
+            .uri(format!("/_imagebuild/{path}"))
+            .header("host", host.as_str())
+            .header("x-imagebuild-control-token", token)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap()
+    };
+    let mut lat = Vec::new();
+    for i in 0..n {
+        let t = Instant::now();
+        sender.ready().await.unwrap();
+        let r = sender
+            .send_request(control("reset", "{}".into()))
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        let _ = r.into_body().collect().await;
+        sender.ready().await.unwrap();
+        let r = sender
+            .send_request(make_request(&host, "start", 25, i as u64))
+            .await
+            .unwrap();
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let id = v["BuildId"].as_str().expect("a build id").to_string();
+        sender.ready().await.unwrap();
+        let r = sender
+            .send_request(control(
+                "advance",
+                format!("{{\"BuildId\": \"{id}\", \"Steps\": 3}}"),
+            ))
+            .await
+            .unwrap();
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["Status"], "Succeeded");
+        lat.push(t.elapsed().as_micros() as u32);
+    }
+    lat.sort_unstable();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)] as f64 / 1000.0;
+    println!(
+        "harness iterations={n} reset+start+advance-to-Succeeded p50_ms={:.3} p99_ms={:.3}",
+        pct(0.5),
+        pct(0.99)
+    );
+}
+
 async fn startup(bin: &str, args: &[String]) {
     let started = Instant::now();
     let mut child = std::process::Command::new(bin)
@@ -199,6 +262,7 @@ async fn main() {
             run(&args[1], &args[2], args[3].parse().unwrap(), args[4].parse().unwrap(), max_results).await;
         }
         Some("startup") => startup(&args[1], &args[2..]).await,
+        Some("harness") => harness(&args[1], &args[2], args[3].parse().unwrap()).await,
         _ => eprintln!("usage: loadgen run ENDPOINT OP CONCURRENCY REQUESTS [MAX_RESULTS] | loadgen startup BIN ARGS…"),
     }
 }
