@@ -208,6 +208,38 @@ fn install_world(ctx: &Ctx, doc: &Value, request_id: &str) -> Response<Full<Byte
     }
 }
 
+/// Replaces a rule list (`{"Rules": [...]}`) after checking it; answers the list in force.
+fn put_rules<T: serde::de::DeserializeOwned + serde::Serialize>(
+    body: &Value,
+    check: impl Fn(&[T]) -> Option<String>,
+    set: impl Fn(Vec<T>),
+    current: impl Fn() -> Vec<T>,
+    request_id: &str,
+) -> Response<Full<Bytes>> {
+    let bad = |m: String| {
+        control_error(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            m,
+            request_id,
+        )
+    };
+    match serde_json::from_value::<Vec<T>>(body.get("Rules").cloned().unwrap_or(json!([]))) {
+        Ok(rules) => {
+            if let Some(e) = check(&rules) {
+                return bad(e);
+            }
+            set(rules);
+            json_response(
+                StatusCode::OK,
+                json!({"Rules": current()}).to_string(),
+                request_id,
+            )
+        }
+        Err(e) => bad(format!("Rules: {e}")),
+    }
+}
+
 fn strip(v: &Value, keys: &[&str]) -> Value {
     let mut v = v.clone();
     if let Some(o) = v.as_object_mut() {
@@ -398,58 +430,30 @@ async fn mutate(
                 request_id,
             )
         }
-        ("PUT", "outcomes") => {
-            match serde_json::from_value::<Vec<crate::ops::harness::OutcomeRule>>(
-                body.get("Rules").cloned().unwrap_or(json!([])),
-            ) {
-                Ok(rules) => {
-                    if let Some(e) = rules.iter().find_map(|r| r.validate().err()) {
-                        return control_error(
-                            StatusCode::BAD_REQUEST,
-                            "ValidationException",
-                            e,
-                            request_id,
-                        );
-                    }
-                    ctx.harness.set_outcomes(rules);
-                    json_response(
-                        StatusCode::OK,
-                        json!({"Rules": ctx.harness.outcomes()}).to_string(),
-                        request_id,
-                    )
-                }
-                Err(e) => control_error(
-                    StatusCode::BAD_REQUEST,
-                    "ValidationException",
-                    format!("Rules: {e}"),
-                    request_id,
-                ),
-            }
-        }
-        ("PUT", "faults") => match serde_json::from_value::<Vec<crate::ops::harness::FaultRule>>(
-            body.get("Rules").cloned().unwrap_or(json!([])),
-        ) {
-            Ok(rules) => {
-                if let Some(r) = rules.iter().find(|r| {
-                    !["StartBuild", "DescribeBuilds"].contains(&r.operation.as_str())
-                        || r.probability.is_some_and(|p| !(0.0..=1.0).contains(&p))
-                }) {
-                    return control_error(StatusCode::BAD_REQUEST, "ValidationException", format!("Operation must be StartBuild or DescribeBuilds and Probability 0-1: {r:?}"), request_id);
-                }
-                ctx.harness.set_faults(rules);
-                json_response(
-                    StatusCode::OK,
-                    json!({"Rules": ctx.harness.faults()}).to_string(),
-                    request_id,
-                )
-            }
-            Err(e) => control_error(
-                StatusCode::BAD_REQUEST,
-                "ValidationException",
-                format!("Rules: {e}"),
-                request_id,
-            ),
-        },
+        ("PUT", "outcomes") => put_rules(
+            &body,
+            |rules: &[crate::ops::harness::OutcomeRule]| {
+                rules.iter().find_map(|r| r.validate().err())
+            },
+            |rules| ctx.harness.set_outcomes(rules),
+            || ctx.harness.outcomes(),
+            request_id,
+        ),
+        ("PUT", "faults") => put_rules(
+            &body,
+            |rules: &[crate::ops::harness::FaultRule]| {
+                rules
+                    .iter()
+                    .find(|r| {
+                        !["StartBuild", "DescribeBuilds"].contains(&r.operation.as_str())
+                            || r.probability.is_some_and(|p| !(0.0..=1.0).contains(&p))
+                    })
+                    .map(|r| format!("Operation must be StartBuild or DescribeBuilds and Probability 0-1: {r:?}"))
+            },
+            |rules| ctx.harness.set_faults(rules),
+            || ctx.harness.faults(),
+            request_id,
+        ),
         ("POST", "seed") => match body.get("Seed") {
             Some(Value::Null) | None => {
                 ctx.harness.seed(None);

@@ -993,78 +993,30 @@ impl Store for DynamoStore {
     }
 
     async fn notifications(&self, topic: Option<&str>) -> Result<Vec<OutboxEntry>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let r = match topic {
-                Some(t) => self
-                    .client
-                    .query()
-                    .table_name(&*self.table)
-                    .index_name("GSI3")
-                    .key_condition_expression("G3PK = :pk")
-                    .expression_attribute_values(":pk", s(format!("N#{t}")))
-                    .set_exclusive_start_key(start.take())
-                    .send()
-                    .await
-                    .map(|r| (r.items().to_vec(), r.last_evaluated_key().cloned()))
-                    .map_err(unavailable)?,
-                None => self
-                    .client
-                    .scan()
-                    .table_name(&*self.table)
-                    .filter_expression("SK = :n")
-                    .expression_attribute_values(":n", s("N"))
-                    .set_exclusive_start_key(start.take())
-                    .send()
-                    .await
-                    .map(|r| (r.items().to_vec(), r.last_evaluated_key().cloned()))
-                    .map_err(unavailable)?,
-            };
-            for item in &r.0 {
-                out.push(outbox_entry(item)?);
-            }
-            match r.1 {
-                Some(k) => start = Some(k),
-                None => break,
-            }
-        }
+        let mut out = self
+            .notification_items(topic)
+            .await?
+            .iter()
+            .map(outbox_entry)
+            .collect::<Result<Vec<_>, _>>()?;
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out.into_iter().map(|(_, e)| e).collect())
     }
 
     async fn clear_notifications(&self, topic: Option<&str>) -> Result<(), StoreError> {
-        let mut start = None;
-        loop {
-            let r = self
-                .client
-                .scan()
-                .table_name(&*self.table)
-                .filter_expression("SK = :n")
-                .expression_attribute_values(":n", s("N"))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in r.items() {
-                let matches =
-                    topic.is_none_or(|t| get_s(item, "G3PK") == Some(format!("N#{t}").as_str()));
-                if let (true, Some(pk)) = (matches, item.get("PK")) {
-                    self.client
-                        .delete_item()
-                        .table_name(&*self.table)
-                        .key("PK", pk.clone())
-                        .key("SK", s("N"))
-                        .send()
-                        .await
-                        .map_err(unavailable)?;
-                }
-            }
-            match r.last_evaluated_key() {
-                Some(k) => start = Some(k.clone()),
-                None => return Ok(()),
+        for item in self.notification_items(topic).await? {
+            if let Some(pk) = item.get("PK") {
+                self.client
+                    .delete_item()
+                    .table_name(&*self.table)
+                    .key("PK", pk.clone())
+                    .key("SK", s("N"))
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
             }
         }
+        Ok(())
     }
 
     async fn reset(&self, account: Option<&str>) -> Result<(), StoreError> {
@@ -1198,6 +1150,44 @@ enum Claim {
 const STALE_CLAIM_MS: i64 = 30_000;
 
 impl DynamoStore {
+    /// Every notification item of `topic` (a GSI3 query), or of all topics (a scan).
+    async fn notification_items(&self, topic: Option<&str>) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let (items, next) = match topic {
+                Some(t) => self
+                    .client
+                    .query()
+                    .table_name(&*self.table)
+                    .index_name("GSI3")
+                    .key_condition_expression("G3PK = :pk")
+                    .expression_attribute_values(":pk", s(format!("N#{t}")))
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map(|r| (r.items().to_vec(), r.last_evaluated_key().cloned()))
+                    .map_err(unavailable)?,
+                None => self
+                    .client
+                    .scan()
+                    .table_name(&*self.table)
+                    .filter_expression("SK = :n")
+                    .expression_attribute_values(":n", s("N"))
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map(|r| (r.items().to_vec(), r.last_evaluated_key().cloned()))
+                    .map_err(unavailable)?,
+            };
+            out.extend(items);
+            match next {
+                Some(k) => start = Some(k),
+                None => return Ok(out),
+            }
+        }
+    }
+
     /// One `TransactWriteItems`, retried with jitter while DynamoDB reports a
     /// `TransactionConflict` (the SDK does not retry those).
     async fn transact(
