@@ -185,6 +185,15 @@ impl Harness {
         Some(if g[i].once { g.remove(i) } else { g[i].clone() })
     }
 
+    /// Puts back a once-only rule taken for a build whose update did not go through.
+    pub fn return_outcome(&self, rule: OutcomeRule) {
+        if rule.once {
+            if let Ok(mut g) = self.outcomes.lock() {
+                g.insert(0, rule);
+            }
+        }
+    }
+
     /// Replaces the injected faults.
     pub fn set_faults(&self, rules: Vec<FaultRule>) {
         if let Ok(mut g) = self.faults.lock() {
@@ -324,6 +333,9 @@ mod tests {
             once,
         };
         h.set_outcomes(vec![rule("ami-2", false), rule("ami-1", true)]);
+        let taken = h.take_outcome(&b).unwrap();
+        assert!(h.take_outcome(&b).is_none());
+        h.return_outcome(taken);
         assert!(h.take_outcome(&b).is_some());
         assert!(h.take_outcome(&b).is_none());
         assert!(rule("ami-1", false).validate().is_ok());

@@ -224,12 +224,13 @@ pub async fn tick(ctx: &Ctx, now: i64) -> Result<TickReport, StoreError> {
                 .await?
                 .map(|c| c.image),
         };
+        let rule = ctx.harness.take_outcome(&b);
         let Advance {
             build: next,
             image,
             logs,
-        } = match ctx.harness.take_outcome(&b) {
-            Some(rule) => scripted(&b, &rule, &world, source.as_ref(), ctx, now),
+        } = match &rule {
+            Some(rule) => scripted(&b, rule, &world, source.as_ref(), ctx, now),
             None => advance(
                 &b,
                 &world,
@@ -257,10 +258,16 @@ pub async fn tick(ctx: &Ctx, now: i64) -> Result<TickReport, StoreError> {
                     tracing::info!(build_id = %next.build_id, status = next.status.as_str(), "build finished");
                 }
             }
-            Err(StoreError::ConditionFailed) => {
+            Err(e) => {
+                // Not applied: a once-only scripted outcome stays for the next attempt.
+                if let Some(r) = rule {
+                    ctx.harness.return_outcome(r);
+                }
+                if !matches!(e, StoreError::ConditionFailed) {
+                    return Err(e);
+                }
                 tracing::debug!(build_id = %b.build_id, "build advanced elsewhere");
             }
-            Err(e) => return Err(e),
         }
     }
     Ok(TickReport {
