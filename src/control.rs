@@ -108,6 +108,17 @@ async fn serve_log(
     resp
 }
 
+/// A store failure while serving a control request (logged once, here).
+fn store_failure(e: &crate::store::StoreError, request_id: &str) -> Response<Full<Bytes>> {
+    tracing::error!(error = %e, "store failure in the control plane");
+    control_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "InternalFailure",
+        e.to_string(),
+        request_id,
+    )
+}
+
 /// Largest control-plane request body (world documents can be large).
 const MAX_CONTROL_BODY: usize = 16 * 1024 * 1024;
 
@@ -301,12 +312,7 @@ async fn mutate(
                     json!({"Cleared": topic.unwrap_or("all")}).to_string(),
                     request_id,
                 ),
-                Err(e) => control_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "InternalFailure",
-                    e.to_string(),
-                    request_id,
-                ),
+                Err(e) => store_failure(&e, request_id),
             }
         }
         ("POST", "reset") => {
@@ -327,12 +333,7 @@ async fn mutate(
                     json!({"Reset": account.unwrap_or("all")}).to_string(),
                     request_id,
                 ),
-                Err(e) => control_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "InternalFailure",
-                    e.to_string(),
-                    request_id,
-                ),
+                Err(e) => store_failure(&e, request_id),
             }
         }
         ("PUT", "world") => install_world(ctx, &body, request_id),
@@ -491,14 +492,7 @@ async fn mutate(
 
 /// Makes one in-progress build due now and advances it by one stage.
 async fn advance_build(ctx: &Ctx, id: &str, request_id: &str) -> Response<Full<Bytes>> {
-    let internal = |e: crate::store::StoreError| {
-        control_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalFailure",
-            e.to_string(),
-            request_id,
-        )
-    };
+    let internal = |e: crate::store::StoreError| store_failure(&e, request_id);
     let build = match ctx.store.get_build(id).await {
         Ok(Some(b)) => b,
         Ok(None) => {
@@ -590,12 +584,7 @@ pub async fn handle(
         }
         "world" => match serde_json::to_string(&*ctx.world()) {
             Ok(body) => json_response(StatusCode::OK, body, request_id),
-            Err(e) => control_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalFailure",
-                e.to_string(),
-                request_id,
-            ),
+            Err(e) => control_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure", e.to_string(), request_id),
         },
         "clock" => json_response(StatusCode::OK, clock_json(ctx), request_id),
         "harness" => json_response(
@@ -628,12 +617,7 @@ pub async fn handle(
                         request_id,
                     )
                 }
-                Err(_) => ApiError::framework(
-                    "InternalFailure",
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    Some("store unavailable".into()),
-                )
-                .into_response(request_id),
+                Err(e) => store_failure(&e, request_id),
             }
         }
         _ => not_found(),

@@ -279,8 +279,8 @@ pub async fn start_build(
         })
         .collect();
     let build = Build {
-        // Time-ordered (v7, monotonic within the process): builds started in the same
-        // millisecond still list newest first, since ties on time break on the id.
+        // Time-ordered UUIDv7 (monotonic within the process), so builds started in the same
+        // millisecond still list newest first; a harness seed makes them deterministic instead.
         build_id: ctx.harness.new_build_id(),
         account: caller.account.clone(),
         region: caller.region.clone(),

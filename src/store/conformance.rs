@@ -466,7 +466,7 @@ pub async fn outbox_and_images_are_written_with_the_change<F: StoreFactory>() {
         .map(|e| e.notification.message.clone())
         .collect();
     assert_eq!(msgs, vec!["one", "two"]);
-    s.mark_delivered(&[pending[0].id], 5).await.unwrap();
+    s.mark_delivered(&[pending[0].id.clone()], 5).await.unwrap();
     assert_eq!(s.pending_notifications(10).await.unwrap().len(), 1);
     let all = s.notifications(Some("arn:t")).await.unwrap();
     assert_eq!(all.len(), 2);
@@ -623,7 +623,7 @@ impl Store for FailingStore {
     async fn pending_notifications(&self, _: usize) -> Result<Vec<super::OutboxEntry>, StoreError> {
         Err(StoreError::Unavailable("injected".into()))
     }
-    async fn mark_delivered(&self, _: &[i64], _: i64) -> Result<(), StoreError> {
+    async fn mark_delivered(&self, _: &[String], _: i64) -> Result<(), StoreError> {
         Err(StoreError::Unavailable("injected".into()))
     }
     async fn notifications(&self, _: Option<&str>) -> Result<Vec<super::OutboxEntry>, StoreError> {

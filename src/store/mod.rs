@@ -180,8 +180,8 @@ pub fn keys_in_grace(keys: &[SigningKey], now_ms: i64, grace_ms: i64) -> Vec<Sig
 /// A queued notification with its outbox id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEntry {
-    /// Outbox sequence number.
-    pub id: i64,
+    /// Opaque outbox id (the backend's key); ids of one backend sort in queueing order.
+    pub id: String,
     /// The notification.
     pub notification: Notification,
     /// When it was delivered, if it was.
@@ -237,7 +237,7 @@ pub trait Store: Send + Sync + 'static {
     async fn pending_notifications(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
 
     /// Marks notifications delivered.
-    async fn mark_delivered(&self, ids: &[i64], now_ms: i64) -> Result<(), StoreError>;
+    async fn mark_delivered(&self, ids: &[String], now_ms: i64) -> Result<(), StoreError>;
 
     /// Returns every notification (delivered or not) for `topic`, or all, oldest first.
     async fn notifications(&self, topic: Option<&str>) -> Result<Vec<OutboxEntry>, StoreError>;

@@ -545,7 +545,8 @@ fn query_outbox(conn: &Connection, sql: &str, arg: Value) -> Result<Vec<OutboxEn
         let notification = serde_json::from_str(&body)
             .map_err(|e| StoreError::Corrupt(format!("outbox entry {id}: {e}")))?;
         out.push(OutboxEntry {
-            id,
+            // zero-padded, so ids sort in queueing order as strings too
+            id: format!("{id:020}"),
             notification,
             delivered_ms,
         });
@@ -789,8 +790,9 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn mark_delivered(&self, ids: &[i64], now_ms: i64) -> Result<(), StoreError> {
-        let ids = ids.to_vec();
+    async fn mark_delivered(&self, ids: &[String], now_ms: i64) -> Result<(), StoreError> {
+        // Ids are outbox row ids; one that is not a number names no entry.
+        let ids: Vec<i64> = ids.iter().filter_map(|i| i.parse().ok()).collect();
         self.write(move |conn| {
             let tx = conn.transaction().map_err(unavailable)?;
             for id in ids {

@@ -46,7 +46,7 @@ pub async fn deliver_pending(
     let mut done = Vec::new();
     for entry in &pending {
         match sink.deliver(&entry.notification).await {
-            Ok(()) => done.push(entry.id),
+            Ok(()) => done.push(entry.id.clone()),
             Err(e) => {
                 tracing::warn!(topic = %entry.notification.topic_arn, error = %e, "notification delivery failed; will retry");
                 break;
