@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use crate::auth::StaticCredentials;
 use crate::clock::{Clock, SystemClock};
 use crate::config::ServeConfig;
-use crate::model::{Model, IMAGE_BUILD_MODEL};
+use crate::model::{Model, AMI_SCANNING_MODEL, IMAGE_BUILD_MODEL};
 use crate::ops::{Ctx, WorkerHandle};
 use crate::protocol::service::Service;
 use crate::store::sqlite::SqliteStore;
@@ -168,7 +168,14 @@ impl App {
             Some(path) => crate::auth::accounts::from_file(path)?,
             None => StaticCredentials::development(),
         };
-        let service = Arc::new(Service::new(ctx, model, credentials, config.protocol()));
+        let scan_model = Model::parse(AMI_SCANNING_MODEL)?;
+        let service = Arc::new(Service::new(
+            ctx,
+            model,
+            scan_model,
+            credentials,
+            config.protocol(),
+        ));
         let listener =
             TcpListener::bind(config.listen)
                 .await

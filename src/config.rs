@@ -108,6 +108,26 @@ pub struct ServeConfig {
         default_value_t = 3600
     )]
     pub install_timeout_seconds: u64,
+    /// Concurrent in-progress (Ingesting or Scanning) AMI scans allowed per account and region.
+    #[arg(long, env = "IMAGEBUILD_MAX_CONCURRENT_SCANS", default_value_t = 50)]
+    pub max_concurrent_scans: u32,
+    /// Seconds a scan spends ingesting the AMI.
+    #[arg(long, env = "IMAGEBUILD_INGEST_SECONDS", default_value_t = 2)]
+    pub ingest_seconds: u64,
+    /// Seconds a scan spends scanning the AMI.
+    #[arg(long, env = "IMAGEBUILD_SCAN_SECONDS", default_value_t = 3)]
+    pub scan_seconds: u64,
+    /// Regions AMIs must be in to be scanned (comma-separated; AWS scans in us-east-1 only).
+    #[arg(
+        long,
+        env = "IMAGEBUILD_SCAN_REGIONS",
+        default_value = "us-east-1",
+        value_delimiter = ','
+    )]
+    pub scan_regions: Vec<String>,
+    /// Images whose world BootSeconds exceed this fail their scan with ScanTimedOut.
+    #[arg(long, env = "IMAGEBUILD_SCAN_TIMEOUT_SECONDS", default_value_t = 1800)]
+    pub scan_timeout_seconds: u64,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "IMAGEBUILD_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -169,6 +189,11 @@ impl ServeConfig {
             install_seconds: 0,
             imaging_seconds: 0,
             install_timeout_seconds: 3600,
+            max_concurrent_scans: 50,
+            ingest_seconds: 0,
+            scan_seconds: 0,
+            scan_regions: vec!["us-east-1".into()],
+            scan_timeout_seconds: 1800,
             max_body_bytes: 1024 * 1024,
             max_connections: 1024,
             header_timeout_ms: 10_000,
@@ -190,6 +215,13 @@ impl ServeConfig {
             install_seconds: self.install_seconds,
             imaging_seconds: self.imaging_seconds,
             install_timeout_seconds: self.install_timeout_seconds,
+            max_in_progress_scans: self.max_concurrent_scans,
+            ingest_seconds: self.ingest_seconds,
+            scan_seconds: self.scan_seconds,
+            scan: crate::scan::checks::ScanSettings {
+                regions: self.scan_regions.clone(),
+                timeout_seconds: self.scan_timeout_seconds,
+            },
             ..crate::ops::OpsConfig::default()
         }
     }

@@ -15,6 +15,7 @@ pub mod domain;
 pub mod model;
 pub mod ops;
 pub mod protocol;
+pub mod scan;
 pub mod server;
 pub mod sns;
 pub mod store;

@@ -313,6 +313,54 @@ fn image_build_smithy_matches_botocore_model() {
 }
 
 #[test]
+fn ami_scanning_smithy_matches_botocore_model() {
+    compare(
+        "smithy/marketplaceamiscanning.smithy",
+        "marketplaceamiscanning/2021-01-15",
+    );
+}
+
+#[test]
+fn the_two_models_share_endpoint_and_signing_name_but_not_target_prefix() {
+    let (build, _) = botocore("marketplaceimagebuild/2017-12-15");
+    let (scan, _) = botocore("marketplaceamiscanning/2021-01-15");
+    for k in [
+        "endpointPrefix",
+        "signingName",
+        "protocol",
+        "jsonVersion",
+        "signatureVersion",
+    ] {
+        assert_eq!(build["metadata"][k], scan["metadata"][k], "{k}");
+    }
+    assert_ne!(
+        build["metadata"]["targetPrefix"],
+        scan["metadata"]["targetPrefix"]
+    );
+    // nothing of the scanning service leaks into the published model
+    let build_ops: Vec<&String> = build["operations"].as_object().unwrap().keys().collect();
+    assert_eq!(build_ops, ["DescribeBuilds", "StartBuild"]);
+    // every waiter names an operation of its own model
+    for dir in [
+        "marketplaceimagebuild/2017-12-15",
+        "marketplaceamiscanning/2021-01-15",
+    ] {
+        let (m, _) = botocore(dir);
+        let w: Value = serde_json::from_str(
+            &std::fs::read_to_string(format!("models/{dir}/waiters-2.json")).unwrap(),
+        )
+        .unwrap();
+        for (name, waiter) in w["waiters"].as_object().unwrap() {
+            let op = waiter["operation"].as_str().unwrap();
+            assert!(
+                m["operations"].get(op).is_some(),
+                "{dir} waiter {name}: {op}"
+            );
+        }
+    }
+}
+
+#[test]
 fn shipped_model_is_the_seed_plus_build_ids_only() {
     let seed_path = "../shared/seeds/marketplaceimagebuild-2017-12-15.normal.json";
     let Ok(seed) = std::fs::read_to_string(seed_path) else {

@@ -12,6 +12,10 @@ use serde_json::Value;
 pub const IMAGE_BUILD_MODEL: &str =
     include_str!("../../models/marketplaceimagebuild/2017-12-15/service-2.json");
 
+/// The AMI scanning companion model exactly as shipped in `models/`.
+pub const AMI_SCANNING_MODEL: &str =
+    include_str!("../../models/marketplaceamiscanning/2021-01-15/service-2.json");
+
 /// Why a model failed to load (a packaging bug, caught by tests).
 #[derive(Debug, thiserror::Error)]
 #[error("invalid service model: {0}")]
@@ -67,6 +71,8 @@ pub enum Shape {
     },
     /// A boolean.
     Boolean,
+    /// A floating-point number.
+    Double,
     /// A timestamp (epoch seconds on the wire).
     Timestamp,
     /// A map of string keys to the value shape.
@@ -246,6 +252,7 @@ impl Model {
                     max: int_field(sh, "max"),
                 },
                 "boolean" => Shape::Boolean,
+                "double" | "float" => Shape::Double,
                 "timestamp" => Shape::Timestamp,
                 "map" => Shape::Map {
                     value: sh
@@ -458,6 +465,11 @@ impl Model {
             Shape::Boolean => {
                 if !v.is_boolean() {
                     return Err(Invalid::Serialization(type_message(v, "Boolean")));
+                }
+            }
+            Shape::Double => {
+                if !v.is_number() {
+                    return Err(Invalid::Serialization(type_message(v, "Double")));
                 }
             }
             Shape::Timestamp => {

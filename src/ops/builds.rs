@@ -134,7 +134,51 @@ fn param_hash(input: &StartBuildInput) -> String {
     hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
 }
 
-async fn find_image(
+/// The topic must exist in the caller's region (in the SNS endpoint when one is configured,
+/// else in the world).
+pub(crate) async fn check_sns_topic(
+    ctx: &Ctx,
+    world: &world::World,
+    caller: &Caller,
+    arn: &str,
+) -> Result<(), OpError> {
+    let same_region =
+        world::parse_sns_topic_arn(arn).is_some_and(|(region, _, _)| region == caller.region);
+    let exists = match (&ctx.topics, same_region) {
+        (_, false) => false,
+        (None, true) => world.topic_exists(arn),
+        (Some(dir), true) => dir.topic_exists(arn).await.map_err(|e| {
+            tracing::error!(error = %e, "SNS endpoint failed to answer");
+            OpError::InternalServerErrorException(
+                "An internal error occurred. Please retry your request.".into(),
+            )
+        })?,
+    };
+    if exists {
+        Ok(())
+    } else {
+        Err(OpError::InvalidSnsTopicArnException(format!(
+            "The SNS topic ARN '{arn}' does not exist."
+        )))
+    }
+}
+
+/// Checks a `ClientToken`'s length and characters.
+pub(crate) fn check_client_token(token: Option<&String>) -> Result<(), OpError> {
+    if let Some(t) = token {
+        if t.is_empty()
+            || t.chars().count() > MAX_CLIENT_TOKEN
+            || !t.chars().all(|c| c.is_ascii_graphic())
+        {
+            return Err(OpError::ValidationException(format!(
+                "1 validation error detected: Value '{t}' at 'clientToken' failed to satisfy constraint: Member must have length between 1 and {MAX_CLIENT_TOKEN} and contain only printable ASCII characters"
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn find_image(
     ctx: &Ctx,
     world: &world::World,
     region: &str,
@@ -168,16 +212,7 @@ pub async fn start_build(
             )));
         }
     }
-    if let Some(t) = &input.client_token {
-        if t.is_empty()
-            || t.chars().count() > MAX_CLIENT_TOKEN
-            || !t.chars().all(|c| c.is_ascii_graphic())
-        {
-            return Err(OpError::ValidationException(format!(
-                "1 validation error detected: Value '{t}' at 'clientToken' failed to satisfy constraint: Member must have length between 1 and {MAX_CLIENT_TOKEN} and contain only printable ASCII characters"
-            )));
-        }
-    }
+    check_client_token(input.client_token.as_ref())?;
 
     let world = ctx.world();
     let option_ids = input.fulfillment_option_ids.clone().unwrap_or_default();
@@ -250,23 +285,7 @@ pub async fn start_build(
         }
     }
     if let Some(arn) = &input.sns_topic_arn {
-        let same_region =
-            world::parse_sns_topic_arn(arn).is_some_and(|(region, _, _)| region == caller.region);
-        let exists = match (&ctx.topics, same_region) {
-            (_, false) => false,
-            (None, true) => world.topic_exists(arn),
-            (Some(dir), true) => dir.topic_exists(arn).await.map_err(|e| {
-                tracing::error!(error = %e, "SNS endpoint failed to answer");
-                OpError::InternalServerErrorException(
-                    "An internal error occurred. Please retry your request.".into(),
-                )
-            })?,
-        };
-        if !exists {
-            return Err(OpError::InvalidSnsTopicArnException(format!(
-                "The SNS topic ARN '{arn}' does not exist."
-            )));
-        }
+        check_sns_topic(ctx, &world, caller, arn).await?;
     }
 
     let now = ctx.clock.now_ms();
@@ -446,7 +465,7 @@ fn query_hash(q: &BuildQuery) -> String {
 
 /// Epoch milliseconds as an awsJson timestamp: epoch seconds, millisecond precision.
 #[derive(Debug, Clone, Copy)]
-struct Timestamp(i64);
+pub(crate) struct Timestamp(pub(crate) i64);
 
 impl Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -471,10 +490,10 @@ struct DestinationImageOut<'a> {
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct SourceImageOut<'a> {
-    id: &'a str,
+pub(crate) struct SourceImageOut<'a> {
+    pub(crate) id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'a str>,
+    pub(crate) name: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -487,9 +506,9 @@ struct ProductView<'a> {
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct ErrorDetailOut<'a> {
-    code: &'a str,
-    message: &'a str,
+pub(crate) struct ErrorDetailOut<'a> {
+    pub(crate) code: &'a str,
+    pub(crate) message: &'a str,
 }
 
 /// The wire shape of one build (model `Build`); absent members are omitted.

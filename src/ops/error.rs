@@ -45,14 +45,46 @@ pub enum OpError {
     /// The principal may not call the operation.
     #[error("{0}")]
     UnauthorizedOperationException(String),
+    /// More AMIs in one StartScans call than allowed.
+    #[error("{0}")]
+    ImageLimitExceededException(String),
+    /// Malformed or foreign access role ARN.
+    #[error("{0}")]
+    InvalidAccessRoleArnException(String),
+    /// Missing or malformed OS user name.
+    #[error("{0}")]
+    InvalidOsUserNameException(String),
+    /// Port outside 1-65535.
+    #[error("{0}")]
+    InvalidScanningPortException(String),
+    /// Unknown or foreign product.
+    #[error("{0}")]
+    InvalidProductIdException(String),
+    /// Unknown scan, or one that cannot be used for the request.
+    #[error("{0}")]
+    InvalidScanIdException(String),
+    /// The AMI already has a scan in progress.
+    #[error("{0}")]
+    ScanInProgressException(String),
+    /// Too many scans in progress.
+    #[error("{0}")]
+    ScanLimitExceededException(String),
     /// A constraint without a modeled error (AWS framework error).
     #[error("{0}")]
     ValidationException(String),
 }
 
 impl OpError {
-    /// Every variant's `__type`, for drift tests against the model.
-    pub const MODELED: [&'static str; 12] = [
+    /// Every variant's `__type`, for drift tests against the models.
+    pub const MODELED: [&'static str; 20] = [
+        "ImageLimitExceededException",
+        "InvalidAccessRoleArnException",
+        "InvalidOsUserNameException",
+        "InvalidScanningPortException",
+        "InvalidProductIdException",
+        "InvalidScanIdException",
+        "ScanInProgressException",
+        "ScanLimitExceededException",
         "BuildLimitExceededException",
         "IdempotentParameterMismatchException",
         "InstallerMismatchException",
@@ -89,6 +121,14 @@ impl OpError {
             OpError::InvalidSnsTopicArnException(_) => "InvalidSnsTopicArnException",
             OpError::InvalidSourceImageIdException(_) => "InvalidSourceImageIdException",
             OpError::UnauthorizedOperationException(_) => "UnauthorizedOperationException",
+            OpError::ImageLimitExceededException(_) => "ImageLimitExceededException",
+            OpError::InvalidAccessRoleArnException(_) => "InvalidAccessRoleArnException",
+            OpError::InvalidOsUserNameException(_) => "InvalidOsUserNameException",
+            OpError::InvalidScanningPortException(_) => "InvalidScanningPortException",
+            OpError::InvalidProductIdException(_) => "InvalidProductIdException",
+            OpError::InvalidScanIdException(_) => "InvalidScanIdException",
+            OpError::ScanInProgressException(_) => "ScanInProgressException",
+            OpError::ScanLimitExceededException(_) => "ScanLimitExceededException",
             OpError::ValidationException(_) => "ValidationException",
         }
     }

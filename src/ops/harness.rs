@@ -164,6 +164,21 @@ impl Harness {
         now.saturating_add(i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX))
     }
 
+    /// When a scan entering `status` (Ingesting or Scanning) at `now` is next due.
+    #[must_use]
+    pub fn due_scan(&self, cfg: &OpsConfig, status: crate::scan::ScanStatus, now: i64) -> i64 {
+        let secs = match self.transition() {
+            Some(Transition::Manual) => return MANUAL_DUE_MS,
+            Some(Transition::Immediate) => 0,
+            Some(Transition::Time { seconds }) => seconds,
+            None => match status {
+                crate::scan::ScanStatus::Ingesting => cfg.ingest_seconds,
+                _ => cfg.scan_seconds,
+            },
+        };
+        now.saturating_add(i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX))
+    }
+
     /// Replaces the scripted outcomes.
     pub fn set_outcomes(&self, rules: Vec<OutcomeRule>) {
         if let Ok(mut g) = self.outcomes.lock() {

@@ -7,6 +7,7 @@ pub mod error;
 pub mod harness;
 pub mod logs;
 pub mod paging;
+pub mod scans;
 
 use std::sync::{Arc, RwLock};
 
@@ -33,6 +34,14 @@ pub struct OpsConfig {
     pub install_timeout_seconds: u64,
     /// Lifetime of the log URLs handed out by DescribeBuilds.
     pub log_url_ttl_seconds: i64,
+    /// Concurrent in-progress (Ingesting or Scanning) scans allowed per account and region.
+    pub max_in_progress_scans: u32,
+    /// Seconds a scan spends ingesting.
+    pub ingest_seconds: u64,
+    /// Seconds a scan spends scanning.
+    pub scan_seconds: u64,
+    /// Scanning regions and timeout.
+    pub scan: crate::scan::checks::ScanSettings,
 }
 
 impl Default for OpsConfig {
@@ -45,6 +54,10 @@ impl Default for OpsConfig {
             imaging_seconds: 2,
             install_timeout_seconds: 3600,
             log_url_ttl_seconds: 3600,
+            max_in_progress_scans: 50,
+            ingest_seconds: 2,
+            scan_seconds: 3,
+            scan: crate::scan::checks::ScanSettings::default(),
         }
     }
 }

@@ -4,6 +4,8 @@
 
 /// Target prefix of the Image Build service.
 pub const IMAGE_BUILD_PREFIX: &str = "AWSMPImageBuilding";
+/// Target prefix of the AMI scanning companion service.
+pub const AMI_SCANNING_PREFIX: &str = "AWSMPAmiScanning";
 
 /// Every operation the server implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,16 +14,34 @@ pub enum Operation {
     StartBuild,
     /// `AWSMPImageBuilding.DescribeBuilds`.
     DescribeBuilds,
+    /// `AWSMPAmiScanning.StartScans`.
+    StartScans,
+    /// `AWSMPAmiScanning.DescribeScans`.
+    DescribeScans,
+    /// `AWSMPAmiScanning.DescribeScanFindings`.
+    DescribeScanFindings,
+    /// `AWSMPAmiScanning.ResubmitScan`.
+    ResubmitScan,
 }
 
 impl Operation {
     /// Every operation, for drift tests against the models.
-    pub const ALL: [Operation; 2] = [Operation::StartBuild, Operation::DescribeBuilds];
+    pub const ALL: [Operation; 6] = [
+        Operation::StartBuild,
+        Operation::DescribeBuilds,
+        Operation::StartScans,
+        Operation::DescribeScans,
+        Operation::DescribeScanFindings,
+        Operation::ResubmitScan,
+    ];
 
     /// The model's target prefix for this operation.
     #[must_use]
     pub fn prefix(self) -> &'static str {
-        IMAGE_BUILD_PREFIX
+        match self {
+            Operation::StartBuild | Operation::DescribeBuilds => IMAGE_BUILD_PREFIX,
+            _ => AMI_SCANNING_PREFIX,
+        }
     }
 
     /// The model's operation name.
@@ -30,6 +50,10 @@ impl Operation {
         match self {
             Operation::StartBuild => "StartBuild",
             Operation::DescribeBuilds => "DescribeBuilds",
+            Operation::StartScans => "StartScans",
+            Operation::DescribeScans => "DescribeScans",
+            Operation::DescribeScanFindings => "DescribeScanFindings",
+            Operation::ResubmitScan => "ResubmitScan",
         }
     }
 
@@ -63,7 +87,13 @@ mod tests {
             Operation::from_target("AWSMPImageBuilding.DescribeBuilds"),
             Some(Operation::DescribeBuilds)
         );
+        assert_eq!(
+            Operation::from_target("AWSMPAmiScanning.StartScans"),
+            Some(Operation::StartScans)
+        );
         for bad in [
+            "AWSMPImageBuilding.StartScans",
+            "AWSMPAmiScanning.StartBuild",
             "AWSMPImageBuilding.startbuild",
             "awsmpimagebuilding.StartBuild",
             "AWSMPImageBuilding",
@@ -76,32 +106,42 @@ mod tests {
     }
 
     #[test]
-    fn operations_match_the_model_exactly() {
-        let model = crate::model::Model::parse(crate::model::IMAGE_BUILD_MODEL).unwrap();
-        let ours: Vec<&str> = Operation::ALL
-            .iter()
-            .filter(|o| o.prefix() == model.target_prefix)
-            .map(|o| o.name())
-            .collect();
-        let mut ours: Vec<String> = ours.into_iter().map(String::from).collect();
-        ours.sort();
-        assert_eq!(ours, model.operations.keys().cloned().collect::<Vec<_>>());
+    fn operations_match_the_models_exactly() {
+        for text in [
+            crate::model::IMAGE_BUILD_MODEL,
+            crate::model::AMI_SCANNING_MODEL,
+        ] {
+            let model = crate::model::Model::parse(text).unwrap();
+            let mut ours: Vec<String> = Operation::ALL
+                .iter()
+                .filter(|o| o.prefix() == model.target_prefix)
+                .map(|o| o.name().to_string())
+                .collect();
+            ours.sort();
+            assert_eq!(ours, model.operations.keys().cloned().collect::<Vec<_>>());
+        }
     }
 
     #[test]
     fn op_errors_match_the_model_error_shapes() {
-        let model = crate::model::Model::parse(crate::model::IMAGE_BUILD_MODEL).unwrap();
-        let mut ours: Vec<String> = crate::ops::OpError::MODELED
+        let mut shapes = std::collections::BTreeSet::new();
+        for text in [
+            crate::model::IMAGE_BUILD_MODEL,
+            crate::model::AMI_SCANNING_MODEL,
+        ] {
+            let model = crate::model::Model::parse(text).unwrap();
+            shapes.extend(model.error_shapes());
+            // every operation's modeled errors are ones we can produce
+            for op in model.operations.values() {
+                for e in &op.errors {
+                    assert!(crate::ops::OpError::MODELED.contains(&e.as_str()), "{e}");
+                }
+            }
+        }
+        let ours: std::collections::BTreeSet<String> = crate::ops::OpError::MODELED
             .iter()
             .map(|s| s.to_string())
             .collect();
-        ours.sort();
-        assert_eq!(ours, model.error_shapes());
-        // and every operation's modeled errors are ones we can produce
-        for op in model.operations.values() {
-            for e in &op.errors {
-                assert!(crate::ops::OpError::MODELED.contains(&e.as_str()), "{e}");
-            }
-        }
+        assert_eq!(ours, shapes);
     }
 }

@@ -27,7 +27,7 @@ use super::{json_response, ApiError, CONTENT_TYPE};
 use crate::auth::sigv4::{SignedRequest, Verifier};
 use crate::auth::{Principal, StaticCredentials, DEV_ACCOUNT};
 use crate::model::{Invalid, Model, Violation};
-use crate::ops::{builds, Caller, Ctx, OpError};
+use crate::ops::{builds, scans, Caller, Ctx, OpError};
 
 /// Limits and switches of the HTTP front end.
 #[derive(Debug, Clone)]
@@ -55,6 +55,7 @@ pub struct Service {
     /// Operations' context.
     pub ctx: Arc<Ctx>,
     model: Model,
+    scan_model: Model,
     verifier: Verifier<StaticCredentials>,
     config: ProtocolConfig,
 }
@@ -65,6 +66,7 @@ impl Service {
     pub fn new(
         ctx: Arc<Ctx>,
         model: Model,
+        scan_model: Model,
         credentials: StaticCredentials,
         config: ProtocolConfig,
     ) -> Self {
@@ -72,6 +74,7 @@ impl Service {
         Self {
             ctx,
             model,
+            scan_model,
             verifier,
             config,
         }
@@ -159,13 +162,13 @@ impl Service {
                 op.action()
             );
             return Err(match op {
-                Operation::StartBuild => OpError::UnauthorizedOperationException(message).into(),
                 // DescribeBuilds models no authorization error: AWS's framework error.
                 Operation::DescribeBuilds => ApiError::framework(
                     "AccessDeniedException",
                     StatusCode::BAD_REQUEST,
                     Some(message),
                 ),
+                _ => OpError::UnauthorizedOperationException(message).into(),
             });
         }
         let host = parts
@@ -180,7 +183,12 @@ impl Service {
         };
 
         let value = parse_json(&body)?;
-        match self.model.validate_input(op.name(), &value) {
+        let model = if op.prefix() == self.scan_model.target_prefix {
+            &self.scan_model
+        } else {
+            &self.model
+        };
+        match model.validate_input(op.name(), &value) {
             Ok(()) => {}
             Err(Invalid::Serialization(m)) => {
                 return Err(ApiError::framework(
@@ -307,7 +315,10 @@ fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
 
 /// Maps constraint violations to the modeled error for the member, else `ValidationException`.
 fn map_violations(op: Operation, violations: &[Violation]) -> OpError {
-    if op == Operation::DescribeBuilds {
+    if matches!(
+        op,
+        Operation::DescribeBuilds | Operation::DescribeScans | Operation::DescribeScanFindings
+    ) {
         if let Some(v) = violations.iter().find(|v| v.member == "MaxResults") {
             return OpError::InvalidMaxResultsException(v.message.clone());
         }
@@ -346,6 +357,18 @@ async fn dispatch(
         }
         Operation::DescribeBuilds => {
             serde_json::to_string(&builds::describe_builds(ctx, caller, decode(value)?).await?)
+        }
+        Operation::StartScans => {
+            serde_json::to_string(&scans::start_scans(ctx, caller, decode(value)?).await?)
+        }
+        Operation::DescribeScans => {
+            serde_json::to_string(&scans::describe_scans(ctx, caller, decode(value)?).await?)
+        }
+        Operation::DescribeScanFindings => serde_json::to_string(
+            &scans::describe_scan_findings(ctx, caller, decode(value)?).await?,
+        ),
+        Operation::ResubmitScan => {
+            serde_json::to_string(&scans::resubmit_scan(ctx, caller, decode(value)?).await?)
         }
     };
     out.map_err(|e| OpError::InternalServerErrorException(e.to_string()).into())

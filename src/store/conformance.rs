@@ -617,6 +617,38 @@ impl Store for FailingStore {
     async fn update_build(&self, _: &Build, _: u64, _: &Effects) -> Result<(), StoreError> {
         Err(StoreError::Unavailable("injected".into()))
     }
+    async fn create_scans(
+        &self,
+        _: &str,
+        _: &[crate::scan::Scan],
+        _: Option<&TokenClaim>,
+        _: u32,
+        _: &[Notification],
+    ) -> Result<super::ScanCreateOutcome, StoreError> {
+        Err(StoreError::Unavailable("injected".into()))
+    }
+    async fn list_scans(
+        &self,
+        _: &super::ScanQuery,
+        _: Option<&Cursor>,
+        _: usize,
+    ) -> Result<super::ScanPage, StoreError> {
+        Err(StoreError::Unavailable("injected".into()))
+    }
+    async fn get_scan(&self, _: &str) -> Result<Option<crate::scan::Scan>, StoreError> {
+        Err(StoreError::Unavailable("injected".into()))
+    }
+    async fn due_scans(&self, _: i64, _: usize) -> Result<Vec<crate::scan::Scan>, StoreError> {
+        Err(StoreError::Unavailable("injected".into()))
+    }
+    async fn update_scan(
+        &self,
+        _: &crate::scan::Scan,
+        _: u64,
+        _: Option<&Notification>,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("injected".into()))
+    }
     async fn created_image(&self, _: &str, _: &str) -> Result<Option<CreatedImage>, StoreError> {
         Err(StoreError::Unavailable("injected".into()))
     }

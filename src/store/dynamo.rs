@@ -37,10 +37,11 @@ use aws_sdk_dynamodb::Client;
 use rand::RngCore;
 
 use super::{
-    BuildQuery, CreateOutcome, Cursor, Effects, OutboxEntry, Page, SigningKey, Store, StoreError,
-    TokenClaim,
+    BuildQuery, CreateOutcome, Cursor, Effects, OutboxEntry, Page, ScanCreateOutcome, ScanPage,
+    ScanQuery, SigningKey, Store, StoreError, TokenClaim,
 };
 use crate::domain::{Build, BuildStatus, CreatedImage, InstallerLogs, Notification};
+use crate::scan::Scan;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -589,6 +590,14 @@ fn cancellation<R>(
     }
 }
 
+/// AMI scans are kept by the embedded store only (for now): the DynamoDB store refuses them
+/// with a clear reason rather than pretending.
+fn scans_unsupported() -> StoreError {
+    StoreError::Unavailable(
+        "AMI scans are not supported by the DynamoDB store yet; run with the embedded store".into(),
+    )
+}
+
 #[async_trait]
 impl Store for DynamoStore {
     async fn create_build(
@@ -912,6 +921,44 @@ impl Store for DynamoStore {
                 _ => Err(unavailable(e)),
             },
         }
+    }
+
+    async fn create_scans(
+        &self,
+        _operation: &str,
+        _scans: &[Scan],
+        _token: Option<&TokenClaim>,
+        _max_in_progress: u32,
+        _notifications: &[Notification],
+    ) -> Result<ScanCreateOutcome, StoreError> {
+        Err(scans_unsupported())
+    }
+
+    async fn list_scans(
+        &self,
+        _query: &ScanQuery,
+        _after: Option<&Cursor>,
+        _limit: usize,
+    ) -> Result<ScanPage, StoreError> {
+        Err(scans_unsupported())
+    }
+
+    async fn get_scan(&self, _scan_id: &str) -> Result<Option<Scan>, StoreError> {
+        Err(scans_unsupported())
+    }
+
+    async fn due_scans(&self, _now_ms: i64, _limit: usize) -> Result<Vec<Scan>, StoreError> {
+        // Nothing can be due: no scan is ever stored here.
+        Ok(Vec::new())
+    }
+
+    async fn update_scan(
+        &self,
+        _scan: &Scan,
+        _expected_version: u64,
+        _notification: Option<&Notification>,
+    ) -> Result<(), StoreError> {
+        Err(scans_unsupported())
     }
 
     async fn created_image(

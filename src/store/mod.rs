@@ -17,6 +17,7 @@ pub mod conformance;
 use async_trait::async_trait;
 
 use crate::domain::{Build, BuildStatus, CreatedImage, InstallerLogs, Notification};
+use crate::scan::{Scan, ScanStatus};
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
@@ -188,6 +189,107 @@ pub struct OutboxEntry {
     pub delivered_ms: Option<i64>,
 }
 
+/// What happened to a `create_scans` call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScanCreateOutcome {
+    /// Every scan was stored (the token claimed, the notifications queued).
+    Created,
+    /// The token was used before with the same parameters: these are the original scans.
+    Replayed(Vec<Scan>),
+    /// The token was used before with different parameters.
+    TokenMismatch,
+    /// The account would have more than `limit` scans in progress in the region.
+    LimitExceeded {
+        /// The limit in force.
+        limit: u32,
+    },
+    /// The AMI already has a scan in progress.
+    InProgress {
+        /// The AMI.
+        image_id: String,
+        /// Its scan in progress.
+        scan_id: String,
+    },
+    /// A resubmission named a scan that is no longer the latest of its AMI.
+    NotLatest {
+        /// The scan named.
+        scan_id: String,
+        /// The AMI's latest scan.
+        latest_scan_id: String,
+    },
+}
+
+/// A DescribeScans query; present criteria are AND'ed, values within one OR'ed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanQuery {
+    /// Owning account.
+    pub account: String,
+    /// Region.
+    pub region: String,
+    /// Only these scans.
+    pub scan_ids: Option<Vec<String>>,
+    /// Only scans of these AMIs.
+    pub image_ids: Option<Vec<String>>,
+    /// Only scans naming these products.
+    pub product_ids: Option<Vec<String>>,
+    /// Only these statuses.
+    pub statuses: Option<Vec<ScanStatus>>,
+    /// Only the newest scan of each AMI.
+    pub latest_only: bool,
+}
+
+impl ScanQuery {
+    /// True when `s` satisfies every criterion (the reference semantics).
+    #[must_use]
+    pub fn matches(&self, s: &Scan) -> bool {
+        s.account == self.account
+            && s.region == self.region
+            && self
+                .scan_ids
+                .as_ref()
+                .is_none_or(|ids| ids.contains(&s.scan_id))
+            && self
+                .image_ids
+                .as_ref()
+                .is_none_or(|ids| ids.contains(&s.source_image_id))
+            && self
+                .product_ids
+                .as_ref()
+                .is_none_or(|ids| s.product_id.as_ref().is_some_and(|p| ids.contains(p)))
+            && self
+                .statuses
+                .as_ref()
+                .is_none_or(|st| st.contains(&s.status))
+            && (!self.latest_only || s.latest)
+    }
+}
+
+/// One page of scans, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanPage {
+    /// The scans.
+    pub scans: Vec<Scan>,
+    /// Where the next page starts (`Cursor::build_id` holds the scan id).
+    pub next: Option<Cursor>,
+}
+
+impl Cursor {
+    /// The cursor positioned after scan `s`.
+    #[must_use]
+    pub fn after_scan(s: &Scan) -> Self {
+        Self {
+            created_ms: s.created_ms,
+            build_id: s.scan_id.clone(),
+        }
+    }
+
+    /// True when scan `s` comes after this cursor in newest-first order.
+    #[must_use]
+    pub fn precedes_scan(&self, s: &Scan) -> bool {
+        (s.created_ms, s.scan_id.as_str()) < (self.created_ms, self.build_id.as_str())
+    }
+}
+
 /// The persistence contract of the service.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -215,7 +317,7 @@ pub trait Store: Send + Sync + 'static {
     /// Returns up to `limit` in-progress builds due at or before `now_ms`, earliest first.
     async fn due_builds(&self, now_ms: i64, limit: usize) -> Result<Vec<Build>, StoreError>;
 
-    /// Returns the earliest due time of any in-progress build.
+    /// Returns the earliest due time of any in-progress build or scan.
     async fn next_due_ms(&self) -> Result<Option<i64>, StoreError>;
 
     /// Replaces `build` if its stored version is `expected_version`, with the effects, atomically.
@@ -224,6 +326,42 @@ pub trait Store: Send + Sync + 'static {
         build: &Build,
         expected_version: u64,
         effects: &Effects,
+    ) -> Result<(), StoreError>;
+
+    /// Atomically: replays or rejects a reused client token (of `operation`), refuses an AMI
+    /// whose latest scan is in progress or, for a resubmission, is not `previous_scan_id`,
+    /// enforces the in-progress limit, inserts the scans (each becoming its AMI's latest),
+    /// claims the token and queues the notifications. All scans or none.
+    async fn create_scans(
+        &self,
+        operation: &str,
+        scans: &[Scan],
+        token: Option<&TokenClaim>,
+        max_in_progress: u32,
+        notifications: &[Notification],
+    ) -> Result<ScanCreateOutcome, StoreError>;
+
+    /// Returns one page of the query's scans after `after`, newest first, at most `limit`.
+    async fn list_scans(
+        &self,
+        query: &ScanQuery,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<ScanPage, StoreError>;
+
+    /// Returns a scan by id, whoever owns it.
+    async fn get_scan(&self, scan_id: &str) -> Result<Option<Scan>, StoreError>;
+
+    /// Returns up to `limit` in-progress scans due at or before `now_ms`, earliest first.
+    async fn due_scans(&self, now_ms: i64, limit: usize) -> Result<Vec<Scan>, StoreError>;
+
+    /// Replaces `scan` if its stored version is `expected_version`, queueing the notification
+    /// in the same transaction.
+    async fn update_scan(
+        &self,
+        scan: &Scan,
+        expected_version: u64,
+        notification: Option<&Notification>,
     ) -> Result<(), StoreError>;
 
     /// Returns an image created by a build.
@@ -242,9 +380,9 @@ pub trait Store: Send + Sync + 'static {
     /// Returns every notification (delivered or not) for `topic`, or all, oldest first.
     async fn notifications(&self, topic: Option<&str>) -> Result<Vec<OutboxEntry>, StoreError>;
 
-    /// Deletes every build, client token, counter, created image, installer log and
-    /// notification (signing keys stay), or with `account` only that account's builds, tokens,
-    /// counters and logs.
+    /// Deletes every build, scan, client token, counter, created image, installer log and
+    /// notification (signing keys stay), or with `account` only that account's builds, scans,
+    /// tokens, counters and logs.
     async fn reset(&self, account: Option<&str>) -> Result<(), StoreError>;
 
     /// Deletes the captured notifications of `topic` (or all), delivered or not.

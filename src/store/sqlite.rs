@@ -21,10 +21,11 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    BuildQuery, CreateOutcome, Cursor, Effects, OutboxEntry, Page, SigningKey, Store, StoreError,
-    TokenClaim,
+    BuildQuery, CreateOutcome, Cursor, Effects, OutboxEntry, Page, ScanCreateOutcome, ScanPage,
+    ScanQuery, SigningKey, Store, StoreError, TokenClaim,
 };
 use crate::domain::{Build, BuildStatus, CreatedImage, InstallerLogs, Notification};
+use crate::scan::{Scan, ScanStatus};
 
 const SCHEMA: &str = r"
 CREATE TABLE IF NOT EXISTS builds (
@@ -76,6 +77,25 @@ CREATE TABLE IF NOT EXISTS signing_keys (
     purpose TEXT NOT NULL, id INTEGER NOT NULL, value BLOB NOT NULL, created_ms INTEGER NOT NULL,
     PRIMARY KEY (purpose, id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS scans (
+    scan_id    TEXT PRIMARY KEY,
+    account    TEXT NOT NULL,
+    region     TEXT NOT NULL,
+    image_id   TEXT NOT NULL,
+    product_id TEXT,
+    created_ms INTEGER NOT NULL,
+    status     TEXT NOT NULL,
+    latest     INTEGER NOT NULL,
+    due_ms     INTEGER,
+    version    INTEGER NOT NULL,
+    body       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS scans_by_owner   ON scans(account, region, created_ms, scan_id);
+CREATE INDEX IF NOT EXISTS scans_by_status  ON scans(account, region, status, created_ms, scan_id);
+CREATE INDEX IF NOT EXISTS scans_by_image   ON scans(account, region, image_id, created_ms, scan_id);
+CREATE INDEX IF NOT EXISTS scans_by_product ON scans(account, region, product_id, created_ms, scan_id);
+CREATE INDEX IF NOT EXISTS scans_latest     ON scans(account, region, latest, created_ms, scan_id);
+CREATE INDEX IF NOT EXISTS scans_due        ON scans(due_ms) WHERE due_ms IS NOT NULL;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1');
 ";
@@ -554,6 +574,265 @@ fn query_outbox(conn: &Connection, sql: &str, arg: Value) -> Result<Vec<OutboxEn
     Ok(out)
 }
 
+const SCAN_COLUMNS: &str = "scan_id, latest, body";
+
+fn scan_from_row(row: &rusqlite::Row<'_>) -> Result<Scan, StoreError> {
+    let latest: i64 = row.get(1).map_err(unavailable)?;
+    let body = row
+        .get_ref(2)
+        .and_then(|v| Ok(v.as_str()?))
+        .map_err(unavailable)?;
+    let mut scan: Scan =
+        serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("scan record: {e}")))?;
+    scan.latest = latest != 0;
+    Ok(scan)
+}
+
+fn query_scans(conn: &Connection, sql: &str, args: &[Value]) -> Result<Vec<Scan>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(args.iter()))
+        .map_err(unavailable)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(unavailable)? {
+        out.push(scan_from_row(row)?);
+    }
+    Ok(out)
+}
+
+const ACTIVE_SCAN_STATUSES: &str = "('Ingesting', 'Scanning')";
+
+/// The keyset queries of a scan listing without scan ids: one per value of the driving
+/// criterion (image, else product, else status, else latest, else owner), each walking its
+/// index newest first from the cursor; the other criteria are residual.
+fn scan_listing_statements(
+    q: &ScanQuery,
+    after: Option<&Cursor>,
+    fetch: usize,
+) -> Vec<(String, Vec<Value>)> {
+    let text = |v: &String| Value::Text(v.clone());
+    let (col, values): (Option<&str>, Vec<Value>) = if let Some(v) = &q.image_ids {
+        (Some("image_id"), v.iter().map(text).collect())
+    } else if let Some(v) = &q.product_ids {
+        (Some("product_id"), v.iter().map(text).collect())
+    } else if let Some(v) = &q.statuses {
+        (
+            Some("status"),
+            v.iter()
+                .map(|s| Value::Text(s.as_str().to_string()))
+                .collect(),
+        )
+    } else if q.latest_only {
+        (Some("latest"), vec![Value::Integer(1)])
+    } else {
+        (None, vec![Value::Null])
+    };
+    let mut out = Vec::new();
+    for value in values {
+        let mut sql = format!("SELECT {SCAN_COLUMNS} FROM scans WHERE account = ? AND region = ?");
+        let mut args = vec![
+            Value::Text(q.account.clone()),
+            Value::Text(q.region.clone()),
+        ];
+        if let Some(c) = col {
+            sql.push_str(&format!(" AND {c} = ?"));
+            args.push(value);
+        }
+        if let Some(c) = after {
+            sql.push_str(" AND (created_ms, scan_id) < (?, ?)");
+            args.push(Value::Integer(c.created_ms));
+            args.push(Value::Text(c.build_id.clone()));
+        }
+        let residual: [(&str, Option<Vec<Value>>); 3] = [
+            (
+                "image_id",
+                q.image_ids.as_ref().map(|v| v.iter().map(text).collect()),
+            ),
+            (
+                "product_id",
+                q.product_ids.as_ref().map(|v| v.iter().map(text).collect()),
+            ),
+            (
+                "status",
+                q.statuses.as_ref().map(|v| {
+                    v.iter()
+                        .map(|s| Value::Text(s.as_str().to_string()))
+                        .collect()
+                }),
+            ),
+        ];
+        for (name, vals) in residual {
+            if let Some(vals) = vals.filter(|_| Some(name) != col) {
+                sql.push_str(&format!(" AND {name} IN ({})", placeholders(vals.len())));
+                args.extend(vals);
+            }
+        }
+        if q.latest_only && col != Some("latest") {
+            sql.push_str(" AND latest = 1");
+        }
+        sql.push_str(&format!(
+            " ORDER BY created_ms DESC, scan_id DESC LIMIT {fetch}"
+        ));
+        out.push((sql, args));
+    }
+    out
+}
+
+fn newest_first(scans: &mut Vec<Scan>) {
+    scans.sort_by(|a, b| (b.created_ms, &b.scan_id).cmp(&(a.created_ms, &a.scan_id)));
+    scans.dedup_by(|a, b| a.scan_id == b.scan_id);
+}
+
+fn list_scans_sql(
+    conn: &Connection,
+    q: &ScanQuery,
+    after: Option<&Cursor>,
+    fetch: usize,
+) -> Result<Vec<Scan>, StoreError> {
+    if let Some(ids) = &q.scan_ids {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {SCAN_COLUMNS} FROM scans WHERE account = ? AND region = ? AND scan_id IN ({})",
+            placeholders(ids.len())
+        );
+        let mut args = vec![
+            Value::Text(q.account.clone()),
+            Value::Text(q.region.clone()),
+        ];
+        args.extend(ids.iter().map(|i| Value::Text(i.clone())));
+        let mut scans: Vec<Scan> = query_scans(conn, &sql, &args)?
+            .into_iter()
+            .filter(|s| q.matches(s) && after.is_none_or(|c| c.precedes_scan(s)))
+            .collect();
+        newest_first(&mut scans);
+        scans.truncate(fetch);
+        return Ok(scans);
+    }
+    let mut merged = Vec::new();
+    for (sql, args) in scan_listing_statements(q, after, fetch) {
+        merged.extend(query_scans(conn, &sql, &args)?);
+    }
+    newest_first(&mut merged);
+    merged.truncate(fetch);
+    Ok(merged)
+}
+
+fn insert_scan(tx: &rusqlite::Transaction<'_>, s: &Scan) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO scans(scan_id, account, region, image_id, product_id, created_ms, status, latest, due_ms, version, body) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?10)",
+        params![
+            s.scan_id,
+            s.account,
+            s.region,
+            s.source_image_id,
+            s.product_id,
+            s.created_ms,
+            s.status.as_str(),
+            s.due_ms,
+            i64::try_from(s.version).unwrap_or(i64::MAX),
+            encode(s)?
+        ],
+    )
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+/// The checks and inserts of `create_scans`, inside the caller's transaction.
+fn create_scans_tx(
+    tx: &rusqlite::Transaction<'_>,
+    operation: &str,
+    scans: &[Scan],
+    token: Option<&TokenClaim>,
+    max_in_progress: u32,
+) -> Result<ScanCreateOutcome, StoreError> {
+    let Some(first) = scans.first() else {
+        return Ok(ScanCreateOutcome::Created);
+    };
+    let (account, region) = (&first.account, &first.region);
+    if let Some(t) = token {
+        let prior: Option<(String, String)> = tx
+            .query_row(
+                "SELECT param_hash, build_id FROM tokens WHERE account = ?1 AND region = ?2 AND operation = ?3 AND token = ?4",
+                params![account, region, operation, t.token],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(unavailable)?;
+        if let Some((hash, ids)) = prior {
+            if hash != t.param_hash {
+                return Ok(ScanCreateOutcome::TokenMismatch);
+            }
+            let mut original = Vec::new();
+            for id in ids.split(',') {
+                let sql = format!("SELECT {SCAN_COLUMNS} FROM scans WHERE scan_id = ?");
+                original.extend(query_scans(tx, &sql, &[Value::Text(id.to_string())])?);
+            }
+            return Ok(ScanCreateOutcome::Replayed(original));
+        }
+    }
+    for s in scans {
+        let latest: Option<(String, String)> = tx
+            .query_row(
+                "SELECT scan_id, status FROM scans WHERE account = ?1 AND region = ?2 AND image_id = ?3 AND latest = 1",
+                params![account, region, s.source_image_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(unavailable)?;
+        if let Some((id, status)) = &latest {
+            if ScanStatus::from_wire(status).is_none_or(|st| !st.is_terminal()) {
+                return Ok(ScanCreateOutcome::InProgress {
+                    image_id: s.source_image_id.clone(),
+                    scan_id: id.clone(),
+                });
+            }
+        }
+        if let Some(prev) = &s.previous_scan_id {
+            let latest_id = latest.map(|(id, _)| id).unwrap_or_default();
+            if &latest_id != prev {
+                return Ok(ScanCreateOutcome::NotLatest {
+                    scan_id: prev.clone(),
+                    latest_scan_id: latest_id,
+                });
+            }
+        }
+    }
+    // Bounded by the limit itself: the index never holds more active rows than the limit.
+    let active: i64 = tx
+        .query_row(
+            &format!("SELECT count(*) FROM scans WHERE account = ?1 AND region = ?2 AND status IN {ACTIVE_SCAN_STATUSES}"),
+            params![account, region],
+            |r| r.get(0),
+        )
+        .map_err(unavailable)?;
+    let wanted = i64::try_from(scans.len()).unwrap_or(i64::MAX);
+    if active + wanted > i64::from(max_in_progress) {
+        return Ok(ScanCreateOutcome::LimitExceeded {
+            limit: max_in_progress,
+        });
+    }
+    for s in scans {
+        tx.execute(
+            "UPDATE scans SET latest = 0 WHERE account = ?1 AND region = ?2 AND image_id = ?3 AND latest = 1",
+            params![account, region, s.source_image_id],
+        )
+        .map_err(unavailable)?;
+        insert_scan(tx, s)?;
+    }
+    if let Some(t) = token {
+        let ids: Vec<&str> = scans.iter().map(|s| s.scan_id.as_str()).collect();
+        tx.execute(
+            "INSERT INTO tokens(account, region, operation, token, param_hash, build_id, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![account, region, operation, t.token, t.param_hash, ids.join(","), first.created_ms],
+        )
+        .map_err(unavailable)?;
+    }
+    Ok(ScanCreateOutcome::Created)
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_build(
@@ -679,7 +958,8 @@ impl Store for SqliteStore {
     async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
         self.read(|conn| {
             conn.query_row(
-                "SELECT MIN(due_ms) FROM builds WHERE due_ms IS NOT NULL",
+                "SELECT MIN(d) FROM (SELECT MIN(due_ms) AS d FROM builds WHERE due_ms IS NOT NULL \
+                 UNION ALL SELECT MIN(due_ms) FROM scans WHERE due_ms IS NOT NULL)",
                 [],
                 |r| r.get(0),
             )
@@ -747,6 +1027,118 @@ impl Store for SqliteStore {
                 .map_err(unavailable)?;
             }
             if let Some(n) = &effects.notification {
+                insert_notification(&tx, n)?;
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn create_scans(
+        &self,
+        operation: &str,
+        scans: &[Scan],
+        token: Option<&TokenClaim>,
+        max_in_progress: u32,
+        notifications: &[Notification],
+    ) -> Result<ScanCreateOutcome, StoreError> {
+        let operation = operation.to_string();
+        let scans = scans.to_vec();
+        let token = token.cloned();
+        let notifications = notifications.to_vec();
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let outcome =
+                create_scans_tx(&tx, &operation, &scans, token.as_ref(), max_in_progress)?;
+            if outcome == ScanCreateOutcome::Created {
+                for n in &notifications {
+                    insert_notification(&tx, n)?;
+                }
+                tx.commit().map_err(unavailable)?;
+            }
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn list_scans(
+        &self,
+        query: &ScanQuery,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<ScanPage, StoreError> {
+        let q = query.clone();
+        let after = after.cloned();
+        self.read(move |conn| {
+            let mut scans = list_scans_sql(conn, &q, after.as_ref(), limit + 1)?;
+            let next = if scans.len() > limit {
+                scans.truncate(limit);
+                scans.last().map(Cursor::after_scan)
+            } else {
+                None
+            };
+            Ok(ScanPage { scans, next })
+        })
+        .await
+    }
+
+    async fn get_scan(&self, scan_id: &str) -> Result<Option<Scan>, StoreError> {
+        let id = scan_id.to_string();
+        self.read(move |conn| {
+            let sql = format!("SELECT {SCAN_COLUMNS} FROM scans WHERE scan_id = ?");
+            Ok(query_scans(conn, &sql, &[Value::Text(id)])?
+                .into_iter()
+                .next())
+        })
+        .await
+    }
+
+    async fn due_scans(&self, now_ms: i64, limit: usize) -> Result<Vec<Scan>, StoreError> {
+        self.read(move |conn| {
+            let sql = format!("SELECT {SCAN_COLUMNS} FROM scans WHERE due_ms IS NOT NULL AND due_ms <= ? ORDER BY due_ms LIMIT ?");
+            query_scans(
+                conn,
+                &sql,
+                &[
+                    Value::Integer(now_ms),
+                    Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)),
+                ],
+            )
+        })
+        .await
+    }
+
+    async fn update_scan(
+        &self,
+        scan: &Scan,
+        expected_version: u64,
+        notification: Option<&Notification>,
+    ) -> Result<(), StoreError> {
+        let scan = scan.clone();
+        let notification = notification.cloned();
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let changed = tx
+                .execute(
+                    "UPDATE scans SET status = ?1, due_ms = ?2, version = ?3, body = ?4 WHERE scan_id = ?5 AND version = ?6",
+                    params![
+                        scan.status.as_str(),
+                        scan.due_ms,
+                        i64::try_from(scan.version).unwrap_or(i64::MAX),
+                        encode(&scan)?,
+                        scan.scan_id,
+                        i64::try_from(expected_version).unwrap_or(i64::MAX)
+                    ],
+                )
+                .map_err(unavailable)?;
+            if changed != 1 {
+                return Err(StoreError::ConditionFailed);
+            }
+            if let Some(n) = &notification {
                 insert_notification(&tx, n)?;
             }
             tx.commit().map_err(unavailable)
@@ -837,13 +1229,14 @@ impl Store for SqliteStore {
                 None => tx
                     .execute_batch(
                         "DELETE FROM builds; DELETE FROM build_options; DELETE FROM build_products; DELETE FROM tokens; \
-                         DELETE FROM images; DELETE FROM build_logs; DELETE FROM outbox; DELETE FROM in_progress;",
+                         DELETE FROM images; DELETE FROM build_logs; DELETE FROM outbox; DELETE FROM in_progress; \
+                         DELETE FROM scans;",
                     )
                     .map_err(unavailable)?,
                 Some(a) => {
                     tx.execute("DELETE FROM build_logs WHERE build_id IN (SELECT build_id FROM builds WHERE account = ?1)", [a])
                         .map_err(unavailable)?;
-                    for table in ["builds", "build_options", "build_products", "tokens", "in_progress"] {
+                    for table in ["builds", "build_options", "build_products", "tokens", "in_progress", "scans"] {
                         tx.execute(&format!("DELETE FROM {table} WHERE account = ?1"), [a]).map_err(unavailable)?;
                     }
                 }

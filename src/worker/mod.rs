@@ -17,6 +17,7 @@ use crate::domain::{
     Build, BuildError, BuildStage, BuildStatus, CreatedImage, InstallerLogs, Notification,
 };
 use crate::ops::{Ctx, OpsConfig};
+use crate::scan::{checks, Scan, ScanError, ScanStatus};
 use crate::store::{Effects, StoreError};
 use crate::world::{Image, Tag, World};
 
@@ -207,11 +208,131 @@ fn scripted(
     }
 }
 
-/// One pass: advances every due build by one stage.
+/// Computes the next state of a due scan: Ingesting → Scanning | IngestionFailed;
+/// Scanning → Succeeded | IssuesFound | Failed | InternalError.
+#[must_use]
+pub fn advance_scan(
+    s: &Scan,
+    world: &World,
+    image: Option<&Image>,
+    cfg: &OpsConfig,
+    due: &dyn Fn(ScanStatus) -> i64,
+    now: i64,
+) -> Scan {
+    let mut next = s.clone();
+    next.version = s.version + 1;
+    next.updated_ms = now;
+    let finish = |n: &mut Scan, status: ScanStatus, error: Option<ScanError>| {
+        n.status = status;
+        n.error = error;
+        n.due_ms = None;
+        n.ended_ms = Some(now);
+    };
+    match s.status {
+        ScanStatus::Ingesting => {
+            let role = world.role(&s.access_role_arn);
+            match checks::ingest(
+                &s.account,
+                &s.access_role_arn,
+                role,
+                image,
+                &s.source_image_id,
+                &cfg.scan,
+            ) {
+                Err(e) => finish(&mut next, ScanStatus::IngestionFailed, Some(e)),
+                Ok(()) => {
+                    next.status = ScanStatus::Scanning;
+                    next.due_ms = Some(due(ScanStatus::Scanning));
+                }
+            }
+        }
+        ScanStatus::Scanning => {
+            let Some(image) = image else {
+                let e = ScanError {
+                    code: crate::scan::INTERNAL_CODE.into(),
+                    message: format!("The copy of {} was lost during the scan. Resubmit the scan; if the issue persists, contact AWS Marketplace Seller Operations.", s.source_image_id),
+                };
+                next.report = Some(checks::not_executed(s.platform));
+                finish(&mut next, ScanStatus::InternalError, Some(e));
+                return next;
+            };
+            match checks::execute(image, s.scanning_port, s.os_user_name.as_deref(), &cfg.scan) {
+                Err((status, e)) => {
+                    next.report = Some(checks::not_executed(s.platform));
+                    finish(&mut next, status, Some(e));
+                }
+                Ok(()) => {
+                    let report =
+                        checks::evaluate(image, world, &s.account, s.product_id.as_deref());
+                    let status = if report.has_failures() {
+                        ScanStatus::IssuesFound
+                    } else {
+                        ScanStatus::Succeeded
+                    };
+                    next.report = Some(report);
+                    finish(&mut next, status, None);
+                }
+            }
+        }
+        _ => next.due_ms = None,
+    }
+    next
+}
+
+/// Advances every due scan by one step.
+async fn tick_scans(ctx: &Ctx, now: i64) -> Result<usize, StoreError> {
+    let due = ctx.store.due_scans(now, 64).await?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let world = ctx.world();
+    let mut advanced = 0;
+    for s in due {
+        let image = match world.image(&s.region, &s.source_image_id) {
+            Some(i) => Some(i.clone()),
+            None => ctx
+                .store
+                .created_image(&s.region, &s.source_image_id)
+                .await?
+                .map(|c| c.image),
+        };
+        let next = advance_scan(
+            &s,
+            &world,
+            image.as_ref(),
+            &ctx.config,
+            &|st| ctx.harness.due_scan(&ctx.config, st, now),
+            now,
+        );
+        let notification = if next.status == s.status {
+            None
+        } else {
+            next.notification(Some(s.status), now)
+        };
+        match ctx
+            .store
+            .update_scan(&next, s.version, notification.as_ref())
+            .await
+        {
+            Ok(()) => {
+                advanced += 1;
+                tracing::info!(scan_id = %next.scan_id, status = next.status.as_str(), "scan advanced");
+            }
+            Err(StoreError::ConditionFailed) => {
+                tracing::debug!(scan_id = %s.scan_id, "scan advanced elsewhere");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(advanced)
+}
+
+/// One pass: advances every due build by one stage and every due scan by one step.
 ///
 /// # Errors
 /// A store failure (the caller backs off and retries).
 pub async fn tick(ctx: &Ctx, now: i64) -> Result<TickReport, StoreError> {
+    let scans_advanced = tick_scans(ctx, now).await?;
     let due = ctx.store.due_builds(now, 64).await?;
     let world = ctx.world();
     let mut advanced = 0;
@@ -271,7 +392,7 @@ pub async fn tick(ctx: &Ctx, now: i64) -> Result<TickReport, StoreError> {
         }
     }
     Ok(TickReport {
-        advanced,
+        advanced: advanced + scans_advanced,
         next_due_ms: ctx.store.next_due_ms().await?,
     })
 }

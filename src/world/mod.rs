@@ -67,6 +67,26 @@ pub struct World {
     pub exemptions: Vec<Exemption>,
 }
 
+/// The controls an AMI scan evaluates (exemptions name one of them).
+pub const CONTROL_IDS: [&str; 10] = [
+    "KNOWN_VULNERABILITY",
+    "MALWARE",
+    "UNSUPPORTED_OS",
+    "SSH_PASSWORD_AUTHENTICATION",
+    "ROOT_PASSWORD",
+    "ROOT_REMOTE_LOGIN",
+    "AUTHORIZED_KEYS",
+    "HARDCODED_CREDENTIALS",
+    "WINDOWS_GUEST_ACCOUNTS",
+    "WINDOWS_LAUNCH_AGENT",
+];
+
+/// What an exemption's `Match` may name.
+pub const EXEMPTION_MATCH_KEYS: [&str; 3] = ["CveId", "PackageName", "FilePath"];
+
+/// Windows launch agents a world may name.
+pub const LAUNCH_AGENTS: [&str; 4] = ["EC2Launch v2", "EC2Launch", "EC2Config", "none"];
+
 /// Operating-system platform of an image or an installer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Platform {
@@ -135,9 +155,140 @@ pub struct Package {
     pub name: String,
     /// Package version.
     pub version: String,
-    /// CVE ids found in this version.
+    /// CVEs found in this version: an id, or an object with its score and fixed version.
     #[serde(default)]
-    pub cves: Vec<String>,
+    pub cves: Vec<CveFact>,
+    /// Whether this package version is past its end of life.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub end_of_life: bool,
+}
+
+/// A CVE in a package: `"CVE-2023-0286"` (CVSS 7.5, no known fix) or
+/// `{"CveId": …, "Cvss": 9.8, "FixedVersion": "3.0.8"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CveFact {
+    /// Just the id.
+    Id(String),
+    /// The id with details.
+    Detailed {
+        /// CVE id.
+        #[serde(rename = "CveId")]
+        cve_id: String,
+        /// CVSS v3 base score (0-10).
+        #[serde(rename = "Cvss", default, skip_serializing_if = "Option::is_none")]
+        cvss: Option<f64>,
+        /// First version with the fix.
+        #[serde(
+            rename = "FixedVersion",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
+        fixed_version: Option<String>,
+    },
+}
+
+// JSON numbers are never NaN and the loader checks 0 <= Cvss <= 10, so equality is total.
+impl Eq for CveFact {}
+
+/// CVSS assumed for a CVE given by id only.
+pub const DEFAULT_CVSS: f64 = 7.5;
+
+impl CveFact {
+    /// The CVE id.
+    #[must_use]
+    pub fn id(&self) -> &str {
+        match self {
+            CveFact::Id(id) | CveFact::Detailed { cve_id: id, .. } => id,
+        }
+    }
+
+    /// The CVSS score (`DEFAULT_CVSS` when not given).
+    #[must_use]
+    pub fn cvss(&self) -> f64 {
+        match self {
+            CveFact::Detailed { cvss: Some(c), .. } => *c,
+            _ => DEFAULT_CVSS,
+        }
+    }
+
+    /// The fixed version, when known.
+    #[must_use]
+    pub fn fixed_version(&self) -> Option<&str> {
+        match self {
+            CveFact::Detailed { fixed_version, .. } => fixed_version.as_deref(),
+            CveFact::Id(_) => None,
+        }
+    }
+}
+
+/// Malware found in an image: the file path, or `{"Path": …, "Signature": …}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MalwareFact {
+    /// The infected file.
+    Path(String),
+    /// The infected file and the signature that matched.
+    Detailed {
+        /// The infected file.
+        #[serde(rename = "Path")]
+        path: String,
+        /// The signature name.
+        #[serde(rename = "Signature")]
+        signature: String,
+    },
+}
+
+impl MalwareFact {
+    /// The infected file.
+    #[must_use]
+    pub fn path(&self) -> &str {
+        match self {
+            MalwareFact::Path(p) | MalwareFact::Detailed { path: p, .. } => p,
+        }
+    }
+
+    /// The signature name, when known.
+    #[must_use]
+    pub fn signature(&self) -> Option<&str> {
+        match self {
+            MalwareFact::Detailed { signature, .. } => Some(signature),
+            MalwareFact::Path(_) => None,
+        }
+    }
+}
+
+fn default_launch_agent() -> String {
+    "EC2Launch v2".into()
+}
+
+/// Windows facts of an image (AMI scanning).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct WindowsFacts {
+    /// Enabled guest accounts (for example `Guest`).
+    #[serde(default)]
+    pub guest_accounts: Vec<String>,
+    /// Members of the Remote Desktop Users group.
+    #[serde(default)]
+    pub remote_desktop_users: Vec<String>,
+    /// `EC2Launch v2`, `EC2Launch`, `EC2Config` or `none`.
+    #[serde(default = "default_launch_agent")]
+    pub launch_agent: String,
+    /// Whether the launch agent sets a random administrator password at launch.
+    #[serde(default = "default_true")]
+    pub random_admin_password: bool,
+}
+
+impl Default for WindowsFacts {
+    fn default() -> Self {
+        Self {
+            guest_accounts: Vec::new(),
+            remote_desktop_users: Vec::new(),
+            launch_agent: default_launch_agent(),
+            random_admin_password: true,
+        }
+    }
 }
 
 /// A tag on an image.
@@ -241,12 +392,27 @@ pub struct Image {
     /// Installed packages.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub packages: Vec<Package>,
-    /// Malware signatures found.
+    /// Malware found.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub malware: Vec<String>,
+    pub malware: Vec<MalwareFact>,
     /// Paths of files with hard-coded secrets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hardcoded_secrets: Vec<String>,
+    /// Windows facts (guest accounts, launch agent); defaults when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows: Option<WindowsFacts>,
+    /// Seconds a scan instance of this image takes to become reachable (over the scan timeout:
+    /// `ScanTimedOut`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub boot_seconds: u64,
+    /// The scanning infrastructure fails on this image (`InternalError`, retryable).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub scan_internal_error: bool,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Image {
@@ -481,6 +647,36 @@ impl World {
                     format!("'{}' is not a region name", img.region),
                 );
             }
+            if !["locked", "blank", "set"].contains(&img.root_password.as_str()) {
+                return bad(
+                    format!("Images[{i}].RootPassword"),
+                    format!("'{}' is not one of locked, blank, set", img.root_password),
+                );
+            }
+            for (j, p) in img.packages.iter().enumerate() {
+                if let Some(k) = p
+                    .cves
+                    .iter()
+                    .position(|c| !(0.0..=10.0).contains(&c.cvss()) || !c.id().starts_with("CVE-"))
+                {
+                    return bad(
+                        format!("Images[{i}].Packages[{j}].Cves[{k}]"),
+                        "a CVE needs an id starting with CVE- and a Cvss from 0 to 10".into(),
+                    );
+                }
+            }
+            if let Some(w) = &img.windows {
+                if !LAUNCH_AGENTS.contains(&w.launch_agent.as_str()) {
+                    return bad(
+                        format!("Images[{i}].Windows.LaunchAgent"),
+                        format!(
+                            "'{}' is not one of {}",
+                            w.launch_agent,
+                            LAUNCH_AGENTS.join(", ")
+                        ),
+                    );
+                }
+            }
         }
         let mut product_ids = HashSet::new();
         let mut option_ids = HashSet::new();
@@ -582,8 +778,41 @@ impl World {
                     format!("no product '{}' in Products", e.product_id),
                 );
             }
+            if !CONTROL_IDS.contains(&e.control_id.as_str()) {
+                return bad(
+                    format!("Exemptions[{i}].ControlId"),
+                    format!(
+                        "'{}' is not a control id ({})",
+                        e.control_id,
+                        CONTROL_IDS.join(", ")
+                    ),
+                );
+            }
+            for (k, v) in &e.r#match {
+                if !EXEMPTION_MATCH_KEYS.contains(&k.as_str()) || !v.is_string() {
+                    return bad(
+                        format!("Exemptions[{i}].Match.{k}"),
+                        format!(
+                            "Match keys are {} with string values",
+                            EXEMPTION_MATCH_KEYS.join(", ")
+                        ),
+                    );
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Finds a role by ARN.
+    #[must_use]
+    pub fn role(&self, arn: &str) -> Option<&Role> {
+        self.roles.iter().find(|r| r.arn == arn)
+    }
+
+    /// Finds a product by id.
+    #[must_use]
+    pub fn product(&self, product_id: &str) -> Option<&Product> {
+        self.products.iter().find(|p| p.product_id == product_id)
     }
 
     /// Finds an image by region and id.
@@ -869,7 +1098,11 @@ mod schema_tests {
         img.description = Some("d".into());
         img.authorized_keys
             .push("/root/.ssh/authorized_keys".into());
-        img.malware.push("x".into());
+        img.malware.push(super::MalwareFact::Path("x".into()));
+        img.windows = Some(super::WindowsFacts::default());
+        img.boot_seconds = 1;
+        img.scan_internal_error = true;
+        img.packages[0].end_of_life = true;
         img.hardcoded_secrets.push("/etc/x".into());
         world.images[0] = img;
         let v = serde_json::to_value(&world).unwrap();
@@ -885,6 +1118,14 @@ mod schema_tests {
             props(&schema, Some("Installer"))
         );
         assert_eq!(keys(&v["Roles"][0]), props(&schema, Some("Role")));
+        assert_eq!(
+            keys(&v["Images"][0]["Windows"]),
+            props(&schema, Some("WindowsFacts"))
+        );
+        assert_eq!(
+            keys(&v["Images"][0]["Packages"][0]),
+            keys(&schema["$defs"]["Image"]["properties"]["Packages"]["items"]["properties"])
+        );
         assert_eq!(keys(&v["Exemptions"][0]), props(&schema, Some("Exemption")));
         assert_eq!(
             keys(&v["Subscriptions"][0]),
