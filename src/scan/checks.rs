@@ -617,3 +617,355 @@ pub fn not_executed(platform: Platform) -> ScanReport {
         findings: Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::ScanStatus;
+
+    const ACCT: &str = "123456789012";
+    const GOOD_ROLE: &str = "arn:aws:iam::123456789012:role/MarketplaceAmiIngestion";
+
+    fn world() -> World {
+        World::demo().unwrap()
+    }
+
+    fn image(w: &World, id: &str) -> Image {
+        w.images
+            .iter()
+            .find(|i| i.image_id == id && i.region == "us-east-1")
+            .unwrap()
+            .clone()
+    }
+
+    fn ingest_code(w: &World, role: &str, img: Option<&Image>) -> Option<String> {
+        ingest(
+            ACCT,
+            role,
+            w.role(role),
+            img,
+            "ami-00000000",
+            &ScanSettings::default(),
+        )
+        .err()
+        .map(|e| e.code)
+    }
+
+    #[test]
+    fn role_checks_come_first_and_name_the_fix() {
+        let w = world();
+        let img = image(&w, "ami-0a1b2c3d4e5f60718");
+        assert_eq!(ingest_code(&w, GOOD_ROLE, Some(&img)), None);
+        let cases = [
+            (
+                "arn:aws:iam::123456789012:role/Missing",
+                "AccessRoleNotFound",
+                "does not exist",
+            ),
+            (
+                "arn:aws:iam::123456789012:role/NoMarketplaceTrust",
+                "AccessRoleTrustPolicyInvalid",
+                "sts:AssumeRole",
+            ),
+            (
+                "arn:aws:iam::123456789012:role/DescribeOnly",
+                "AccessRolePermissionsInsufficient",
+                "add ec2:ModifyImageAttribute, ec2:ModifySnapshotAttribute",
+            ),
+            (
+                "arn:aws:iam::123456789012:role/NarrowBoundary",
+                "AccessRolePermissionsInsufficient",
+                "permissions boundary is too restrictive: allow ec2:ModifySnapshotAttribute",
+            ),
+        ];
+        for (role, code, hint) in cases {
+            let e = ingest(
+                ACCT,
+                role,
+                w.role(role),
+                Some(&img),
+                &img.image_id,
+                &ScanSettings::default(),
+            )
+            .unwrap_err();
+            assert_eq!(e.code, code, "{role}");
+            assert!(e.message.contains(hint), "{role}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn every_image_attribute_check() {
+        let w = world();
+        let cases = [
+            ("ami-01a2b3c4d5e6f7081", "SourceImageNotOwned"),
+            ("ami-0d1b2c3d4e5f60718", "EncryptedSnapshot"),
+            ("ami-0a5ca0000000000a8", "UnsupportedRootDeviceType"),
+            ("ami-0a5ca0000000000a9", "UnsupportedVirtualizationType"),
+            ("ami-0a5ca0000000000aa", "UnsupportedArchitecture"),
+            ("ami-0a5ca0000000000ab", "UnsupportedFileSystem"),
+            ("ami-0a5ca0000000000ac", "SourceImageNotAvailable"),
+        ];
+        for (id, code) in cases {
+            let img = image(&w, id);
+            assert_eq!(
+                ingest_code(&w, GOOD_ROLE, Some(&img)).as_deref(),
+                Some(code),
+                "{id}"
+            );
+        }
+        assert_eq!(
+            ingest_code(&w, GOOD_ROLE, None).as_deref(),
+            Some("SourceImageNotAvailable")
+        );
+        let west = w.images.iter().find(|i| i.region == "us-west-2").unwrap();
+        assert_eq!(
+            ingest_code(&w, GOOD_ROLE, Some(west)).as_deref(),
+            Some("SourceImageRegionNotSupported")
+        );
+        let everywhere = ScanSettings {
+            regions: vec!["us-east-1".into(), "us-west-2".into()],
+            ..ScanSettings::default()
+        };
+        assert!(ingest(
+            ACCT,
+            GOOD_ROLE,
+            w.role(GOOD_ROLE),
+            Some(west),
+            "x",
+            &everywhere
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn wildcard_permissions_are_understood() {
+        let mut role = world().role(GOOD_ROLE).unwrap().clone();
+        role.allowed_actions = vec!["ec2:*".into()];
+        assert!(ingest(
+            ACCT,
+            GOOD_ROLE,
+            Some(&role),
+            None,
+            "x",
+            &ScanSettings::default()
+        )
+        .is_err_and(|e| e.code == "SourceImageNotAvailable"));
+        role.allowed_actions = vec!["*".into()];
+        role.permissions_boundary = Some(vec!["ec2:Describe*".into(), "ec2:Modify*".into()]);
+        assert!(ingest(
+            ACCT,
+            GOOD_ROLE,
+            Some(&role),
+            None,
+            "x",
+            &ScanSettings::default()
+        )
+        .is_err_and(|e| e.code == "SourceImageNotAvailable"));
+    }
+
+    #[test]
+    fn execution_checks() {
+        let w = world();
+        let s = ScanSettings::default();
+        let code = |id: &str, port: u16, user: Option<&str>| {
+            execute(&image(&w, id), port, user, &s)
+                .err()
+                .map(|(st, e)| (st, e.code))
+        };
+        assert_eq!(code("ami-0a1b2c3d4e5f60718", 22, Some("ubuntu")), None);
+        assert_eq!(
+            code("ami-0a1b2c3d4e5f60718", 22, Some("ec2-user")),
+            Some((ScanStatus::Failed, "OsLoginFailed".into()))
+        );
+        assert_eq!(
+            code("ami-0a5ca0000000000a5", 22, Some("ec2-user")),
+            Some((ScanStatus::Failed, "ScanningPortUnreachable".into()))
+        );
+        assert_eq!(code("ami-0a5ca0000000000a5", 2222, Some("ec2-user")), None);
+        assert_eq!(
+            code("ami-0a5ca0000000000a6", 22, Some("ec2-user")),
+            Some((ScanStatus::Failed, "ScanTimedOut".into()))
+        );
+        assert_eq!(
+            code("ami-0a5ca0000000000a7", 22, Some("ec2-user")),
+            Some((ScanStatus::InternalError, "InternalFailure".into()))
+        );
+        // Windows: RDP port, no OS user
+        assert_eq!(code("ami-0b1b2c3d4e5f60718", 3389, None), None);
+        assert_eq!(
+            code("ami-0b1b2c3d4e5f60718", 22, None),
+            Some((ScanStatus::Failed, "ScanningPortUnreachable".into()))
+        );
+    }
+
+    fn failing(report: &ScanReport) -> Vec<(&str, &str)> {
+        report
+            .findings
+            .iter()
+            .filter(|f| f.result == ControlResult::FAIL)
+            .map(|f| (f.control_id.as_str(), f.code.as_str()))
+            .collect()
+    }
+
+    fn control(report: &ScanReport, id: &str) -> ControlResult {
+        report
+            .controls
+            .iter()
+            .find(|c| c.control_id == id)
+            .unwrap()
+            .result
+    }
+
+    #[test]
+    fn a_clean_image_passes_every_control() {
+        let w = world();
+        for id in ["ami-0a1b2c3d4e5f60718", "ami-0b1b2c3d4e5f60718"] {
+            let r = evaluate(&image(&w, id), &w, ACCT, None);
+            assert!(r.findings.is_empty(), "{id}");
+            assert!(r.controls.iter().all(|c| c.result == ControlResult::PASS));
+        }
+        let linux = evaluate(&image(&w, "ami-0a1b2c3d4e5f60718"), &w, ACCT, None);
+        assert_eq!(linux.controls.len(), 8);
+        let windows = evaluate(&image(&w, "ami-0b1b2c3d4e5f60718"), &w, ACCT, None);
+        assert_eq!(windows.controls.len(), 6);
+    }
+
+    #[test]
+    fn cves_ssh_keys_and_secrets() {
+        let w = world();
+        let r = evaluate(&image(&w, "ami-0a5ca0000000000a1"), &w, ACCT, None);
+        let f = failing(&r);
+        assert_eq!(
+            f.iter()
+                .filter(|(c, _)| *c == "KNOWN_VULNERABILITY")
+                .count(),
+            3
+        );
+        assert!(f.contains(&(
+            "SSH_PASSWORD_AUTHENTICATION",
+            "PASSWORD_AUTHENTICATION_ENABLED"
+        )));
+        assert!(f.contains(&("AUTHORIZED_KEYS", "AUTHORIZED_KEYS_PRESENT")));
+        assert!(f.contains(&("HARDCODED_CREDENTIALS", "HARDCODED_SECRET")));
+        // most severe first; the CVSS 9.8 CVE is CRITICAL, the id-only CVE defaults to HIGH
+        assert_eq!(r.findings[0].severity, Severity::CRITICAL);
+        let id_only = r
+            .findings
+            .iter()
+            .find(|f| {
+                f.vulnerability
+                    .as_ref()
+                    .is_some_and(|v| v.cve_id == "CVE-2023-38546")
+            })
+            .unwrap();
+        assert_eq!(id_only.severity, Severity::HIGH);
+        assert!(id_only
+            .scope
+            .contains(&("PACKAGE_NAME".into(), "curl".into())));
+        assert_eq!(r.counts().critical, 1);
+        assert!(r.has_failures());
+        // ids are stable across attempts
+        let again = evaluate(&image(&w, "ami-0a5ca0000000000a1"), &w, ACCT, None);
+        assert_eq!(r, again);
+    }
+
+    #[test]
+    fn malware_end_of_life_and_root_access() {
+        let w = world();
+        let r = evaluate(&image(&w, "ami-0a5ca0000000000a3"), &w, ACCT, None);
+        let f = failing(&r);
+        for expected in [
+            ("MALWARE", "MALWARE_DETECTED"),
+            ("UNSUPPORTED_OS", "END_OF_LIFE_OS"),
+            ("UNSUPPORTED_OS", "END_OF_LIFE_PACKAGE"),
+            ("ROOT_PASSWORD", "ROOT_PASSWORD_BLANK"),
+            ("ROOT_REMOTE_LOGIN", "ROOT_LOGIN_ENABLED"),
+        ] {
+            assert!(f.contains(&expected), "{expected:?} in {f:?}");
+        }
+        let malware = r
+            .findings
+            .iter()
+            .find(|f| f.control_id == "MALWARE")
+            .unwrap();
+        assert!(malware
+            .scope
+            .contains(&("FILE_PATH".into(), "/usr/bin/.sysupdate".into())));
+        assert!(malware.description.contains("Linux.Trojan.Mirai"));
+        let mut set = image(&w, "ami-0a1b2c3d4e5f60718");
+        set.root_password = "set".into();
+        set.sshd = Some(crate::world::Sshd {
+            password_authentication: false,
+            permit_root_login: "prohibit-password".into(),
+        });
+        let f = evaluate(&set, &w, ACCT, None);
+        assert!(failing(&f).contains(&("ROOT_PASSWORD", "ROOT_PASSWORD_SET")));
+        assert!(failing(&f).contains(&("ROOT_REMOTE_LOGIN", "ROOT_LOGIN_ENABLED")));
+    }
+
+    #[test]
+    fn windows_guest_accounts_and_launch_agent() {
+        let w = world();
+        let r = evaluate(&image(&w, "ami-0a5ca0000000000a4"), &w, ACCT, None);
+        let f = failing(&r);
+        assert!(f.contains(&("WINDOWS_GUEST_ACCOUNTS", "GUEST_ACCOUNT_ENABLED")));
+        assert!(f.contains(&("WINDOWS_GUEST_ACCOUNTS", "REMOTE_DESKTOP_USER_PRESENT")));
+        assert!(f.contains(&("WINDOWS_LAUNCH_AGENT", "LAUNCH_AGENT_NOT_CONFIGURED")));
+        assert!(r.controls.iter().all(|c| !c.control_id.starts_with("SSH")));
+        let mut none = image(&w, "ami-0a5ca0000000000a4");
+        none.windows = Some(crate::world::WindowsFacts {
+            launch_agent: "none".into(),
+            ..crate::world::WindowsFacts::default()
+        });
+        let r = evaluate(&none, &w, ACCT, None);
+        assert_eq!(
+            failing(&r),
+            vec![("WINDOWS_LAUNCH_AGENT", "LAUNCH_AGENT_NOT_CONFIGURED")]
+        );
+    }
+
+    #[test]
+    fn exemptions_apply_only_to_the_callers_named_product() {
+        let w = world();
+        let img = image(&w, "ami-0a5ca0000000000a2");
+        let plain = evaluate(&img, &w, ACCT, None);
+        assert!(plain.has_failures());
+        assert_eq!(control(&plain, "KNOWN_VULNERABILITY"), ControlResult::FAIL);
+        let exempt = evaluate(&img, &w, ACCT, Some("prod-demoseller1"));
+        assert!(!exempt.has_failures());
+        assert_eq!(
+            control(&exempt, "KNOWN_VULNERABILITY"),
+            ControlResult::EXEMPTION_PASS
+        );
+        assert_eq!(
+            exempt.findings[0].exemption_id.as_deref(),
+            Some("ex-demo-openssl")
+        );
+        assert_eq!(exempt.counts().exempted, 1);
+        // another account naming the product gets nothing
+        let other = evaluate(&img, &w, "999988887777", Some("prod-demoseller1"));
+        assert!(other.has_failures());
+        // a product the exemption is not for
+        let wrong = evaluate(&img, &w, "999988887777", Some("prod-abcd1234efgh5"));
+        assert!(wrong.has_failures());
+        // partially exempted control stays FAIL
+        let many = evaluate(
+            &image(&w, "ami-0a5ca0000000000a1"),
+            &w,
+            ACCT,
+            Some("prod-demoseller1"),
+        );
+        assert_eq!(control(&many, "KNOWN_VULNERABILITY"), ControlResult::FAIL);
+        assert_eq!(many.counts().exempted, 1);
+    }
+
+    #[test]
+    fn failed_scans_report_every_control_not_executed() {
+        let r = not_executed(Platform::Windows);
+        assert_eq!(r.controls.len(), 6);
+        assert!(r
+            .controls
+            .iter()
+            .all(|c| c.result == ControlResult::NOT_EXECUTED));
+    }
+}

@@ -548,6 +548,419 @@ pub async fn reset_clears_one_account_or_everything<F: StoreFactory>() {
     );
 }
 
+/// A minimal Linux scan of `image` owned by `account` in us-east-1, Ingesting.
+pub fn sample_scan(account: &str, created_ms: i64, id: &str, image: &str) -> crate::scan::Scan {
+    crate::scan::Scan {
+        scan_id: id.to_string(),
+        account: account.to_string(),
+        region: "us-east-1".into(),
+        created_ms,
+        updated_ms: created_ms,
+        ended_ms: None,
+        status: crate::scan::ScanStatus::Ingesting,
+        due_ms: Some(created_ms),
+        version: 1,
+        source_image_id: image.to_string(),
+        source_image_name: None,
+        platform: crate::world::Platform::Linux,
+        access_role_arn: format!("arn:aws:iam::{account}:role/R"),
+        os_user_name: Some("ec2-user".into()),
+        scanning_port: 22,
+        product_id: None,
+        sns_topic_arn: None,
+        error: None,
+        attempt: 1,
+        previous_scan_id: None,
+        latest: true,
+        report: None,
+    }
+}
+
+fn finished(s: &crate::scan::Scan, status: crate::scan::ScanStatus) -> crate::scan::Scan {
+    let mut n = s.clone();
+    n.status = status;
+    n.version = s.version + 1;
+    n.due_ms = None;
+    n.ended_ms = Some(s.created_ms + 1);
+    n
+}
+
+fn scan_q(account: &str) -> super::ScanQuery {
+    super::ScanQuery {
+        account: account.into(),
+        region: "us-east-1".into(),
+        ..super::ScanQuery::default()
+    }
+}
+
+/// Scans are created together with their token; a replay returns them, in order.
+pub async fn scans_are_created_with_their_token_and_replayed<F: StoreFactory>() {
+    use super::ScanCreateOutcome as O;
+    let (st, _d) = F::create().await;
+    let a = sample_scan("111111111111", 10, "s-a", "ami-0000000a");
+    let b = sample_scan("111111111111", 10, "s-b", "ami-0000000b");
+    let t = claim("tok", "h1");
+    assert_eq!(
+        st.create_scans("StartScans", &[a.clone(), b.clone()], Some(&t), 10, &[])
+            .await
+            .unwrap(),
+        O::Created
+    );
+    assert_eq!(st.get_scan("s-a").await.unwrap(), Some(a.clone()));
+    let again = sample_scan("111111111111", 20, "s-c", "ami-0000000c");
+    assert_eq!(
+        st.create_scans("StartScans", &[again.clone()], Some(&t), 10, &[])
+            .await
+            .unwrap(),
+        O::Replayed(vec![a, b])
+    );
+    assert_eq!(
+        st.create_scans(
+            "StartScans",
+            &[again.clone()],
+            Some(&claim("tok", "h2")),
+            10,
+            &[]
+        )
+        .await
+        .unwrap(),
+        O::TokenMismatch
+    );
+    // the same token under another operation is another token
+    assert_eq!(
+        st.create_scans("ResubmitScan", &[again], Some(&t), 10, &[])
+            .await
+            .unwrap(),
+        O::Created
+    );
+    assert_eq!(
+        st.list_scans(&scan_q("111111111111"), None, 10)
+            .await
+            .unwrap()
+            .scans
+            .len(),
+        3
+    );
+}
+
+/// One scan in progress per AMI; a resubmission must name the AMI's latest scan.
+pub async fn one_scan_in_progress_per_ami_and_resubmits_chain_from_the_latest<F: StoreFactory>() {
+    use super::ScanCreateOutcome as O;
+    use crate::scan::ScanStatus;
+    let (st, _d) = F::create().await;
+    let acct = "111111111111";
+    let a = sample_scan(acct, 10, "s-a", "ami-0000000a");
+    assert_eq!(
+        st.create_scans("StartScans", &[a.clone()], None, 10, &[])
+            .await
+            .unwrap(),
+        O::Created
+    );
+    let b = sample_scan(acct, 20, "s-b", "ami-0000000a");
+    assert_eq!(
+        st.create_scans("StartScans", &[b.clone()], None, 10, &[])
+            .await
+            .unwrap(),
+        O::InProgress {
+            image_id: "ami-0000000a".into(),
+            scan_id: "s-a".into()
+        }
+    );
+    st.update_scan(&finished(&a, ScanStatus::IngestionFailed), 1, None)
+        .await
+        .unwrap();
+    let mut b = b;
+    b.previous_scan_id = Some("s-a".into());
+    b.attempt = 2;
+    assert_eq!(
+        st.create_scans("ResubmitScan", &[b.clone()], None, 10, &[])
+            .await
+            .unwrap(),
+        O::Created
+    );
+    assert!(!st.get_scan("s-a").await.unwrap().unwrap().latest);
+    assert!(st.get_scan("s-b").await.unwrap().unwrap().latest);
+    st.update_scan(&finished(&b, ScanStatus::Succeeded), 1, None)
+        .await
+        .unwrap();
+    let mut c = sample_scan(acct, 30, "s-c", "ami-0000000a");
+    c.previous_scan_id = Some("s-a".into());
+    assert_eq!(
+        st.create_scans("ResubmitScan", &[c], None, 10, &[])
+            .await
+            .unwrap(),
+        O::NotLatest {
+            scan_id: "s-a".into(),
+            latest_scan_id: "s-b".into()
+        }
+    );
+    // another account's scans of the same AMI id do not interfere
+    let other = sample_scan("222222222222", 40, "s-x", "ami-0000000a");
+    assert_eq!(
+        st.create_scans("StartScans", &[other], None, 10, &[])
+            .await
+            .unwrap(),
+        O::Created
+    );
+    let latest = st
+        .list_scans(
+            &super::ScanQuery {
+                latest_only: true,
+                ..scan_q(acct)
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        latest
+            .scans
+            .iter()
+            .map(|s| s.scan_id.as_str())
+            .collect::<Vec<_>>(),
+        ["s-b"]
+    );
+}
+
+/// The in-progress quota counts Ingesting and Scanning scans; a request over it creates nothing.
+pub async fn scan_limit_is_all_or_nothing<F: StoreFactory>() {
+    use super::ScanCreateOutcome as O;
+    use crate::scan::ScanStatus;
+    let (st, _d) = F::create().await;
+    let acct = "111111111111";
+    let a = sample_scan(acct, 1, "s-1", "ami-00000001");
+    let b = sample_scan(acct, 1, "s-2", "ami-00000002");
+    assert_eq!(
+        st.create_scans("StartScans", &[a.clone(), b], None, 3, &[])
+            .await
+            .unwrap(),
+        O::Created
+    );
+    let two = [
+        sample_scan(acct, 2, "s-3", "ami-00000003"),
+        sample_scan(acct, 2, "s-4", "ami-00000004"),
+    ];
+    assert_eq!(
+        st.create_scans("StartScans", &two, None, 3, &[])
+            .await
+            .unwrap(),
+        O::LimitExceeded { limit: 3 }
+    );
+    assert_eq!(st.get_scan("s-3").await.unwrap(), None);
+    let mut scanning = finished(&a, ScanStatus::Scanning);
+    scanning.due_ms = Some(5);
+    scanning.ended_ms = None;
+    st.update_scan(&scanning, 1, None).await.unwrap();
+    assert_eq!(
+        st.create_scans("StartScans", &two, None, 3, &[])
+            .await
+            .unwrap(),
+        O::LimitExceeded { limit: 3 }
+    );
+    st.update_scan(&finished(&scanning, ScanStatus::Failed), 2, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        st.create_scans("StartScans", &two, None, 3, &[])
+            .await
+            .unwrap(),
+        O::Created
+    );
+}
+
+/// Racing starts of one AMI create exactly one scan.
+pub async fn concurrent_starts_of_one_ami_create_one_scan<F: StoreFactory>() {
+    use super::ScanCreateOutcome as O;
+    let (st, _d) = F::create().await;
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let st = st.clone();
+        tasks.push(tokio::spawn(async move {
+            let s = sample_scan("111111111111", 5, &format!("s-{i:02}"), "ami-0000000a");
+            st.create_scans("StartScans", &[s], None, 50, &[])
+                .await
+                .unwrap()
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        if t.await.unwrap() == O::Created {
+            created += 1;
+        }
+    }
+    assert_eq!(created, 1);
+    assert_eq!(
+        st.list_scans(&scan_q("111111111111"), None, 50)
+            .await
+            .unwrap()
+            .scans
+            .len(),
+        1
+    );
+}
+
+/// Filtered, paged scan listings return exactly what the reference semantics select,
+/// newest first, with no duplicates across pages.
+pub async fn scan_listing_matches_reference_semantics<F: StoreFactory>() {
+    use crate::scan::ScanStatus;
+    let (st, _d) = F::create().await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut all = Vec::new();
+    for i in 0..60 {
+        let acct = if i % 7 == 0 {
+            "222222222222"
+        } else {
+            "111111111111"
+        };
+        let image = format!("ami-0000000{}", i % 5);
+        let mut s = sample_scan(acct, 100 + i / 3, &format!("s-{i:03}"), &image);
+        s.product_id = (i % 3 != 0).then(|| format!("prod-{}", i % 2));
+        // finish whatever is latest for the image so the next start is allowed
+        let q = super::ScanQuery {
+            image_ids: Some(vec![image.clone()]),
+            latest_only: true,
+            ..scan_q(acct)
+        };
+        if let Some(prev) = st.list_scans(&q, None, 1).await.unwrap().scans.first() {
+            let status = [
+                ScanStatus::Succeeded,
+                ScanStatus::IssuesFound,
+                ScanStatus::Failed,
+            ][rng.gen_range(0..3)];
+            st.update_scan(&finished(prev, status), prev.version, None)
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            st.create_scans("StartScans", &[s], None, 100, &[])
+                .await
+                .unwrap(),
+            super::ScanCreateOutcome::Created
+        );
+    }
+    for i in 0..60 {
+        if let Some(s) = st.get_scan(&format!("s-{i:03}")).await.unwrap() {
+            all.push(s);
+        }
+    }
+    let queries = [
+        scan_q("111111111111"),
+        super::ScanQuery {
+            latest_only: true,
+            ..scan_q("111111111111")
+        },
+        super::ScanQuery {
+            image_ids: Some(vec!["ami-00000001".into(), "ami-00000003".into()]),
+            ..scan_q("111111111111")
+        },
+        super::ScanQuery {
+            product_ids: Some(vec!["prod-1".into()]),
+            statuses: Some(vec![ScanStatus::Succeeded, ScanStatus::Ingesting]),
+            ..scan_q("111111111111")
+        },
+        super::ScanQuery {
+            statuses: Some(vec![ScanStatus::Failed]),
+            latest_only: true,
+            ..scan_q("111111111111")
+        },
+        super::ScanQuery {
+            scan_ids: Some(vec![
+                "s-001".into(),
+                "s-002".into(),
+                "s-007".into(),
+                "nope".into(),
+            ]),
+            ..scan_q("111111111111")
+        },
+        super::ScanQuery {
+            image_ids: Some(vec!["ami-00000002".into()]),
+            product_ids: Some(vec!["prod-0".into()]),
+            ..scan_q("222222222222")
+        },
+    ];
+    for q in &queries {
+        let mut expected: Vec<&crate::scan::Scan> = all.iter().filter(|s| q.matches(s)).collect();
+        expected.sort_by(|a, b| (b.created_ms, &b.scan_id).cmp(&(a.created_ms, &a.scan_id)));
+        let mut got = Vec::new();
+        let mut after = None;
+        loop {
+            let page = st.list_scans(q, after.as_ref(), 4).await.unwrap();
+            assert!(page.scans.len() <= 4);
+            got.extend(page.scans.into_iter().map(|s| s.scan_id));
+            match page.next {
+                Some(c) => after = Some(c),
+                None => break,
+            }
+        }
+        let want: Vec<String> = expected.iter().map(|s| s.scan_id.clone()).collect();
+        assert_eq!(got, want, "{q:?}");
+    }
+}
+
+/// Due scans come back earliest first, updates are fenced by version and queue their
+/// notification, and reset removes scans.
+pub async fn due_scans_updates_and_reset<F: StoreFactory>() {
+    use crate::scan::ScanStatus;
+    let (st, _d) = F::create().await;
+    let mut a = sample_scan("111111111111", 10, "s-a", "ami-0000000a");
+    a.due_ms = Some(50);
+    let mut b = sample_scan("222222222222", 10, "s-b", "ami-0000000b");
+    b.due_ms = Some(40);
+    st.create_scans("StartScans", &[a.clone()], None, 10, &[])
+        .await
+        .unwrap();
+    st.create_scans("StartScans", &[b.clone()], None, 10, &[])
+        .await
+        .unwrap();
+    let due: Vec<String> = st
+        .due_scans(100, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.scan_id)
+        .collect();
+    assert_eq!(due, ["s-b", "s-a"]);
+    assert!(st.due_scans(45, 10).await.unwrap().len() == 1);
+    assert_eq!(st.next_due_ms().await.unwrap(), Some(40));
+    let n = Notification {
+        topic_arn: "arn:aws:sns:us-east-1:111111111111:t".into(),
+        subject: "s".into(),
+        message: "{}".into(),
+        created_ms: 60,
+    };
+    let done = finished(&b, ScanStatus::Succeeded);
+    st.update_scan(&done, 1, Some(&n)).await.unwrap();
+    assert!(matches!(
+        st.update_scan(&done, 1, None).await,
+        Err(StoreError::ConditionFailed)
+    ));
+    assert_eq!(st.notifications(None).await.unwrap().len(), 1);
+    assert_eq!(st.due_scans(100, 10).await.unwrap().len(), 1);
+    assert_eq!(st.next_due_ms().await.unwrap(), Some(50));
+    st.reset(Some("111111111111")).await.unwrap();
+    assert_eq!(st.get_scan("s-a").await.unwrap(), None);
+    assert!(st.get_scan("s-b").await.unwrap().is_some());
+    st.reset(None).await.unwrap();
+    assert_eq!(st.get_scan("s-b").await.unwrap(), None);
+    assert_eq!(st.next_due_ms().await.unwrap(), None);
+}
+
+/// The scan half of the store contract, for the backends that keep scans.
+#[macro_export]
+macro_rules! scan_store_conformance_suite {
+    ($factory:ty $(, #[$attr:meta])?) => {
+        $crate::store_conformance_suite!(@tests $factory; [$(#[$attr])?];
+            scans_are_created_with_their_token_and_replayed,
+            one_scan_in_progress_per_ami_and_resubmits_chain_from_the_latest,
+            scan_limit_is_all_or_nothing,
+            concurrent_starts_of_one_ami_create_one_scan,
+            scan_listing_matches_reference_semantics,
+            due_scans_updates_and_reset
+        );
+    };
+}
+
 /// Instantiates the conformance suite for a `StoreFactory`.
 #[macro_export]
 macro_rules! store_conformance_suite {

@@ -1325,9 +1325,11 @@ mod tests {
 
     mod memory {
         crate::store_conformance_suite!(super::MemoryFactory);
+        crate::scan_store_conformance_suite!(super::MemoryFactory);
     }
     mod file {
         crate::store_conformance_suite!(super::FileFactory);
+        crate::scan_store_conformance_suite!(super::FileFactory);
     }
 
     /// Every listing walks an index from the cursor (O(page)); none scans the table or sorts.
@@ -1383,6 +1385,64 @@ mod tests {
                     assert!(
                         first.contains("USING")
                             && (first.contains("INDEX") || first.contains("PRIMARY KEY")),
+                        "scans: {sql}\n{text}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Scan listings too walk an index from the cursor.
+    #[test]
+    fn scan_listings_use_indexes_not_scans_or_sorts() {
+        let dir = tempfile::tempdir().unwrap();
+        let _store = SqliteStore::open(dir.path()).unwrap();
+        let conn = Connection::open(dir.path().join("imagebuild.db")).unwrap();
+        let base = ScanQuery {
+            account: "1".into(),
+            region: "r".into(),
+            ..ScanQuery::default()
+        };
+        let cursor = Cursor {
+            created_ms: 5,
+            build_id: "x".into(),
+        };
+        let queries = [
+            base.clone(),
+            ScanQuery {
+                latest_only: true,
+                ..base.clone()
+            },
+            ScanQuery {
+                image_ids: Some(vec!["ami-1".into(), "ami-2".into()]),
+                latest_only: true,
+                ..base.clone()
+            },
+            ScanQuery {
+                product_ids: Some(vec!["prod-a".into()]),
+                statuses: Some(vec![ScanStatus::Failed]),
+                ..base.clone()
+            },
+            ScanQuery {
+                statuses: Some(vec![ScanStatus::Failed, ScanStatus::IssuesFound]),
+                ..base.clone()
+            },
+        ];
+        for q in &queries {
+            for after in [None, Some(&cursor)] {
+                for (sql, args) in scan_listing_statements(q, after, 26) {
+                    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+                    let plan: Vec<String> = stmt
+                        .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                            r.get::<_, String>(3)
+                        })
+                        .unwrap()
+                        .map(Result::unwrap)
+                        .collect();
+                    let text = plan.join(" | ");
+                    assert!(!text.contains("TEMP B-TREE"), "sorts: {sql}\n{text}");
+                    assert!(
+                        plan[0].contains("USING INDEX scans_"),
                         "scans: {sql}\n{text}"
                     );
                 }
