@@ -609,7 +609,7 @@ pub async fn scans_are_created_with_their_token_and_replayed<F: StoreFactory>() 
     assert_eq!(st.get_scan("s-a").await.unwrap(), Some(a.clone()));
     let again = sample_scan("111111111111", 20, "s-c", "ami-0000000c");
     assert_eq!(
-        st.create_scans("StartScans", &[again.clone()], Some(&t), 10, &[])
+        st.create_scans("StartScans", std::slice::from_ref(&again), Some(&t), 10, &[])
             .await
             .unwrap(),
         O::Replayed(vec![a, b])
@@ -617,7 +617,7 @@ pub async fn scans_are_created_with_their_token_and_replayed<F: StoreFactory>() 
     assert_eq!(
         st.create_scans(
             "StartScans",
-            &[again.clone()],
+            std::slice::from_ref(&again),
             Some(&claim("tok", "h2")),
             10,
             &[]
@@ -651,14 +651,14 @@ pub async fn one_scan_in_progress_per_ami_and_resubmits_chain_from_the_latest<F:
     let acct = "111111111111";
     let a = sample_scan(acct, 10, "s-a", "ami-0000000a");
     assert_eq!(
-        st.create_scans("StartScans", &[a.clone()], None, 10, &[])
+        st.create_scans("StartScans", std::slice::from_ref(&a), None, 10, &[])
             .await
             .unwrap(),
         O::Created
     );
     let b = sample_scan(acct, 20, "s-b", "ami-0000000a");
     assert_eq!(
-        st.create_scans("StartScans", &[b.clone()], None, 10, &[])
+        st.create_scans("StartScans", std::slice::from_ref(&b), None, 10, &[])
             .await
             .unwrap(),
         O::InProgress {
@@ -673,7 +673,7 @@ pub async fn one_scan_in_progress_per_ami_and_resubmits_chain_from_the_latest<F:
     b.previous_scan_id = Some("s-a".into());
     b.attempt = 2;
     assert_eq!(
-        st.create_scans("ResubmitScan", &[b.clone()], None, 10, &[])
+        st.create_scans("ResubmitScan", std::slice::from_ref(&b), None, 10, &[])
             .await
             .unwrap(),
         O::Created
@@ -907,10 +907,10 @@ pub async fn due_scans_updates_and_reset<F: StoreFactory>() {
     a.due_ms = Some(50);
     let mut b = sample_scan("222222222222", 10, "s-b", "ami-0000000b");
     b.due_ms = Some(40);
-    st.create_scans("StartScans", &[a.clone()], None, 10, &[])
+    st.create_scans("StartScans", std::slice::from_ref(&a), None, 10, &[])
         .await
         .unwrap();
-    st.create_scans("StartScans", &[b.clone()], None, 10, &[])
+    st.create_scans("StartScans", std::slice::from_ref(&b), None, 10, &[])
         .await
         .unwrap();
     let due: Vec<String> = st

@@ -23,6 +23,10 @@ ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 GOOD_FO = "fo-ids4xf7qagwyc"
 LINUX_AMI = "ami-0a1b2c3d4e5f60718"
+SCAN_API_VERSION = "2021-01-15"
+SCAN_MODEL_DIR = f"marketplaceamiscanning/{SCAN_API_VERSION}"
+CONTROL_TOKEN = "e2e-control-token"
+ROLE = "arn:aws:iam::123456789012:role/MarketplaceAmiIngestion"
 WINDOWS_AMI = "ami-0b1b2c3d4e5f60718"
 
 
@@ -108,6 +112,53 @@ def client(server):
     return make_client(server.endpoint)
 
 
+def make_scan_client(endpoint, region="us-east-1", **kw):
+    session = boto3.session.Session(
+        aws_access_key_id=kw.pop("access_key", ACCESS_KEY),
+        aws_secret_access_key=kw.pop("secret_key", SECRET_KEY),
+        region_name=region,
+    )
+    session._loader.search_paths.insert(0, str(MODELS))
+    cfg = botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"})
+    return session.client("marketplaceamiscanning", endpoint_url=endpoint, config=cfg, **kw)
+
+
+def control(server, method, path, body=None):
+    """Calls the control plane (servers started with --control-token CONTROL_TOKEN)."""
+    import urllib.request
+    req = urllib.request.Request(
+        f"{server.endpoint}/_imagebuild/{path}", method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"X-Imagebuild-Control-Token": CONTROL_TOKEN})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        text = r.read().decode()
+        return json.loads(text) if text else {}
+
+
+SCAN_FAST = ["--ingest-seconds", "0", "--scan-seconds", "0", "--control-token", CONTROL_TOKEN]
+
+
+@pytest.fixture
+def scan_server(start_server):
+    return start_server("--in-memory", *FAST, *SCAN_FAST)
+
+
+@pytest.fixture
+def scans(scan_server):
+    return make_scan_client(scan_server.endpoint)
+
+
+def wait_scans(client, scan_ids, timeout=20):
+    """Polls DescribeScans until none of `scan_ids` is Ingesting or Scanning."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = client.describe_scans(ScanIds=scan_ids)["Scans"]
+        if len(got) == len(scan_ids) and all(s["Status"] not in ("Ingesting", "Scanning") for s in got):
+            return {s["ScanId"]: s for s in got}
+        time.sleep(0.05)
+    raise AssertionError(f"scans {scan_ids} did not finish")
+
+
 @pytest.fixture(scope="session")
 def aws_home(tmp_path_factory):
     """A HOME where the model was installed with `aws configure add-model`, as users do."""
@@ -119,11 +170,18 @@ def aws_home(tmp_path_factory):
          "--service-name", "marketplaceimagebuild"],
         check=True, env=env, capture_output=True, text=True,
     )
-    target = home / ".aws/models/marketplaceimagebuild/2017-12-15"
-    assert (target / "service-2.json").exists()
-    # add-model writes only service-2.json; paging and waiters need their files beside it.
-    for extra in ("paginators-1.json", "waiters-2.json"):
-        shutil.copy(MODELS / "marketplaceimagebuild/2017-12-15" / extra, target / extra)
+    subprocess.run(
+        [aws_bin(), "configure", "add-model",
+         "--service-model", f"file://{MODELS / SCAN_MODEL_DIR / 'service-2.json'}",
+         "--service-name", "marketplaceamiscanning"],
+        check=True, env=env, capture_output=True, text=True,
+    )
+    for service, version in (("marketplaceimagebuild", "2017-12-15"), ("marketplaceamiscanning", SCAN_API_VERSION)):
+        target = home / ".aws/models" / service / version
+        assert (target / "service-2.json").exists()
+        # add-model writes only service-2.json; paging and waiters need their files beside it.
+        for extra in ("paginators-1.json", "waiters-2.json"):
+            shutil.copy(MODELS / service / version / extra, target / extra)
     return home
 
 
@@ -137,6 +195,19 @@ def cli_env(home):
     env.update(HOME=str(home), AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY,
                AWS_DEFAULT_REGION="us-east-1", AWS_MAX_ATTEMPTS="1")
     return env
+
+
+@pytest.fixture
+def scan_cli(aws_home, scan_server):
+    def run(*args, check=True):
+        p = subprocess.run(
+            [aws_bin(), "marketplaceamiscanning", *args, "--endpoint-url", scan_server.endpoint, "--output", "json"],
+            env=cli_env(aws_home), capture_output=True, text=True, timeout=120,
+        )
+        if check and p.returncode != 0:
+            raise AssertionError(f"aws {' '.join(args)} failed ({p.returncode}): {p.stderr}")
+        return p
+    return run
 
 
 @pytest.fixture
