@@ -747,3 +747,79 @@ async fn insecure_mode_still_names_the_caller_by_access_key() {
     assert_eq!(app.builds().await.len(), 0);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn scan_operations_are_authorized_and_isolated_per_account() {
+    let (mut app, _dir) = secured(|c| c).await;
+    let start = json!({"Images": [{"SourceImageId": PUBLIC_AMI,
+        "AccessRoleArn": "arn:aws:iam::111122223333:role/MarketplaceAmiIngestion", "OsUserName": "ec2-user"}]});
+    // alice's default grant includes the scan actions
+    let r = app.scan_call("StartScans", start.clone()).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let sid = r.body["Scans"][0]["ScanId"].as_str().unwrap().to_string();
+    // a role of another account is refused before anything is written
+    let mut foreign = start.clone();
+    foreign["Images"][0]["AccessRoleArn"] = json!("arn:aws:iam::123456789012:role/R");
+    let r = app.scan_call("StartScans", foreign).await;
+    assert_eq!(r.error_type(), "InvalidAccessRoleArnException");
+    // writer may only StartBuild: every scan operation is a modeled UnauthorizedOperationException
+    app.access_key = WRITER.0.into();
+    app.secret = WRITER.1.into();
+    for (op, body) in [
+        ("StartScans", start.clone()),
+        ("DescribeScans", json!({})),
+        ("DescribeScanFindings", json!({"ScanId": sid})),
+        ("ResubmitScan", json!({"ScanId": sid})),
+    ] {
+        let r = app.scan_call(op, body).await;
+        assert_eq!(r.error_type(), "UnauthorizedOperationException", "{op}");
+        assert!(
+            r.message().contains(&format!("aws-marketplace:{op}")),
+            "{op}"
+        );
+    }
+    // reader may describe
+    app.access_key = READER.0.into();
+    app.secret = READER.1.into();
+    let r = app.scan_call("DescribeScans", json!({})).await;
+    assert_eq!(r.body["Scans"].as_array().unwrap().len(), 1);
+    // bob (another account) sees none of alice's scans
+    app.access_key = BOB.0.into();
+    app.secret = BOB.1.into();
+    let r = app
+        .scan_call("DescribeScans", json!({"ScanIds": [sid]}))
+        .await;
+    assert_eq!(r.body["Scans"], json!([]));
+    for op in ["DescribeScanFindings", "ResubmitScan"] {
+        let r = app.scan_call(op, json!({"ScanId": sid})).await;
+        assert_eq!(r.error_type(), "InvalidScanIdException", "{op}");
+    }
+}
+
+#[tokio::test]
+async fn scan_requests_are_validated_against_the_companion_model() {
+    let (app, _dir) = secured(|c| c).await;
+    let r = app
+        .scan_call("DescribeScans", json!({"MaxResults": 0}))
+        .await;
+    assert_eq!(r.error_type(), "InvalidMaxResultsException");
+    let r = app
+        .scan_call(
+            "DescribeScanFindings",
+            json!({"ScanId": "x", "MaxResults": 101}),
+        )
+        .await;
+    assert_eq!(r.error_type(), "InvalidMaxResultsException");
+    let r = app
+        .scan_call("StartScans", json!({"Images": [{"SourceImageId": "ami-12345678", "AccessRoleArn": "a", "ScanningPort": "22"}]}))
+        .await;
+    assert_eq!(r.error_type(), "SerializationException");
+    let r = app.scan_call("StartScans", json!({})).await;
+    assert_eq!(r.error_type(), "ValidationException");
+    assert!(r.message().contains("'images'"), "{}", r.message());
+    // a scan target is not a build operation and vice versa
+    let r = app
+        .raw(app.signed("AWSMPImageBuilding.StartScans", "{}"))
+        .await;
+    assert_eq!(r.error_type(), "UnknownOperationException");
+}

@@ -40,12 +40,17 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// The actions of the `AWSMarketplaceImageBuildFullAccess` managed policy that concern this
-/// service: the grant of a principal whose accounts-file entry names no actions.
-pub const DEFAULT_GRANT: [&str; 3] = [
+/// The grant of a principal whose accounts-file entry names no actions: the actions of the
+/// `AWSMarketplaceImageBuildFullAccess` managed policy that concern this service, plus the
+/// seller's scan actions (which `AWSMarketplaceSellerFullAccess` grants with `aws-marketplace:*`).
+pub const DEFAULT_GRANT: [&str; 7] = [
     "aws-marketplace:DescribeBuilds",
     "aws-marketplace:ListBuilds",
     "aws-marketplace:StartBuild",
+    "aws-marketplace:StartScans",
+    "aws-marketplace:DescribeScans",
+    "aws-marketplace:DescribeScanFindings",
+    "aws-marketplace:ResubmitScan",
 ];
 
 /// An access key and what it stands for.

@@ -609,9 +609,15 @@ pub async fn scans_are_created_with_their_token_and_replayed<F: StoreFactory>() 
     assert_eq!(st.get_scan("s-a").await.unwrap(), Some(a.clone()));
     let again = sample_scan("111111111111", 20, "s-c", "ami-0000000c");
     assert_eq!(
-        st.create_scans("StartScans", std::slice::from_ref(&again), Some(&t), 10, &[])
-            .await
-            .unwrap(),
+        st.create_scans(
+            "StartScans",
+            std::slice::from_ref(&again),
+            Some(&t),
+            10,
+            &[]
+        )
+        .await
+        .unwrap(),
         O::Replayed(vec![a, b])
     );
     assert_eq!(

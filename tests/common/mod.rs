@@ -200,6 +200,13 @@ impl TestApp {
         self.raw(req).await
     }
 
+    /// Calls an operation of the AMI scanning companion service.
+    #[allow(dead_code)] // not every test binary scans
+    pub async fn scan_call(&self, op: &str, body: Value) -> Reply {
+        let req = self.signed(&format!("AWSMPAmiScanning.{op}"), &body.to_string());
+        self.raw(req).await
+    }
+
     pub async fn get(&self, url: &str) -> (u16, String) {
         let req = hyper::Request::builder()
             .uri(url)
