@@ -253,7 +253,7 @@ mod tests {
         let c = parse(GOOD).unwrap();
         let alice = c.lookup("AKIAALICE0000000001").unwrap();
         assert_eq!(alice.principal_arn, "arn:aws:iam::111122223333:user/alice");
-        assert_eq!(alice.allow.len(), 3);
+        assert_eq!(alice.allow.len(), DEFAULT_GRANT.len());
         let reader = c.lookup("ASIAREADER00000001").unwrap();
         assert_eq!(reader.allow, vec!["aws-marketplace:Describe*"]);
         assert_eq!(reader.expires_ms, Some(1_893_456_000_000));

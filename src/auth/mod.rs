@@ -265,7 +265,8 @@ mod tests {
             allow: c.allow,
         };
         assert!(p.may("aws-marketplace:StartBuild") && p.may("aws-marketplace:DescribeBuilds"));
-        assert!(!p.may("aws-marketplace:StartScans"));
+        assert!(p.may("aws-marketplace:StartScans") && p.may("aws-marketplace:ResubmitScan"));
+        assert!(!p.may("aws-marketplace:StartChangeSet") && !p.may("ec2:RunInstances"));
         assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret(***)");
     }
 }
