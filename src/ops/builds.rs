@@ -440,27 +440,16 @@ fn build_query(caller: &Caller, input: &DescribeBuildsInput) -> Result<BuildQuer
 }
 
 fn query_hash(q: &BuildQuery) -> String {
-    let sorted = |v: &Option<Vec<String>>| {
-        v.as_ref().map(|v| {
-            let mut v = v.clone();
-            v.sort();
-            v.dedup();
-            v
-        })
-    };
-    let statuses = q.statuses.as_ref().map(|s| {
-        let mut v: Vec<&str> = s.iter().map(|x| x.as_str()).collect();
-        v.sort_unstable();
-        v.dedup();
-        v
-    });
-    let canonical = json!([
-        sorted(&q.build_ids),
-        statuses,
-        sorted(&q.fulfillment_option_ids),
-        sorted(&q.product_ids)
-    ]);
-    hex::encode(&Sha256::digest(canonical.to_string().as_bytes())[..16])
+    let statuses: Option<Vec<&str>> = q
+        .statuses
+        .as_ref()
+        .map(|s| s.iter().map(|x| x.as_str()).collect());
+    paging::query_hash(&json!([
+        paging::value_set(q.build_ids.as_deref()),
+        paging::value_set(statuses.as_deref()),
+        paging::value_set(q.fulfillment_option_ids.as_deref()),
+        paging::value_set(q.product_ids.as_deref())
+    ]))
 }
 
 /// Epoch milliseconds as an awsJson timestamp: epoch seconds, millisecond precision.

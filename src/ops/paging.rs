@@ -42,6 +42,25 @@ fn mac(key: &[u8], b: &Binding<'_>, payload: &[u8]) -> Hmac<Sha256> {
     m
 }
 
+/// A filter's values as a set (sorted, without repeats), so a token is bound to what the query
+/// selects, not to how the caller ordered it.
+#[must_use]
+pub fn value_set<S: AsRef<str>>(values: Option<&[S]>) -> Option<Vec<String>> {
+    values.map(|v| {
+        let mut v: Vec<String> = v.iter().map(|x| x.as_ref().to_string()).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    })
+}
+
+/// The hash a token is bound to: SHA-256 of the canonical query, truncated to 16 bytes.
+#[must_use]
+pub fn query_hash(canonical: &serde_json::Value) -> String {
+    use sha2::Digest;
+    hex::encode(&Sha256::digest(canonical.to_string().as_bytes())[..16])
+}
+
 /// Encodes a cursor into a NextToken, signed with the newest key (`keys[0]`).
 #[must_use]
 pub fn encode(keys: &[Vec<u8>], b: &Binding<'_>, cursor: &Cursor, now_ms: i64) -> String {

@@ -684,28 +684,17 @@ fn scan_query(caller: &Caller, input: &DescribeScansInput) -> Result<ScanQuery, 
 }
 
 fn scan_query_hash(q: &ScanQuery) -> String {
-    let sorted = |v: &Option<Vec<String>>| {
-        v.as_ref().map(|v| {
-            let mut v = v.clone();
-            v.sort();
-            v.dedup();
-            v
-        })
-    };
-    let statuses = q.statuses.as_ref().map(|s| {
-        let mut v: Vec<&str> = s.iter().map(|x| x.as_str()).collect();
-        v.sort_unstable();
-        v.dedup();
-        v
-    });
-    let canonical = json!([
-        sorted(&q.scan_ids),
-        sorted(&q.image_ids),
-        sorted(&q.product_ids),
-        statuses,
+    let statuses: Option<Vec<&str>> = q
+        .statuses
+        .as_ref()
+        .map(|s| s.iter().map(|x| x.as_str()).collect());
+    paging::query_hash(&json!([
+        paging::value_set(q.scan_ids.as_deref()),
+        paging::value_set(q.image_ids.as_deref()),
+        paging::value_set(q.product_ids.as_deref()),
+        paging::value_set(statuses.as_deref()),
         q.latest_only
-    ]);
-    hex::encode(&Sha256::digest(canonical.to_string().as_bytes())[..16])
+    ]))
 }
 
 fn page_size(max_results: Option<i64>, default: usize, max: i64) -> Result<usize, OpError> {
