@@ -1332,6 +1332,26 @@ mod tests {
         crate::scan_store_conformance_suite!(super::FileFactory);
     }
 
+    /// Asserts that `sql` neither sorts nor scans: its first plan step satisfies `walks`.
+    fn assert_walks_an_index(
+        conn: &Connection,
+        sql: &str,
+        args: &[Value],
+        walks: impl Fn(&str) -> bool,
+    ) {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let plan: Vec<String> = stmt
+            .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let text = plan.join(" | ");
+        assert!(!text.contains("TEMP B-TREE"), "sorts: {sql}\n{text}");
+        assert!(walks(&plan[0]), "scans: {sql}\n{text}");
+    }
+
     /// Every listing walks an index from the cursor (O(page)); none scans the table or sorts.
     #[test]
     fn listings_use_indexes_not_scans_or_sorts() {
@@ -1371,22 +1391,10 @@ mod tests {
         for q in &queries {
             for after in [None, Some(&cursor)] {
                 for (sql, args) in listing_statements(q, after, 26) {
-                    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-                    let plan: Vec<String> = stmt
-                        .query_map(rusqlite::params_from_iter(args.iter()), |r| {
-                            r.get::<_, String>(3)
-                        })
-                        .unwrap()
-                        .map(Result::unwrap)
-                        .collect();
-                    let text = plan.join(" | ");
-                    assert!(!text.contains("TEMP B-TREE"), "sorts: {sql}\n{text}");
-                    let first = &plan[0];
-                    assert!(
+                    assert_walks_an_index(&conn, &sql, &args, |first| {
                         first.contains("USING")
-                            && (first.contains("INDEX") || first.contains("PRIMARY KEY")),
-                        "scans: {sql}\n{text}"
-                    );
+                            && (first.contains("INDEX") || first.contains("PRIMARY KEY"))
+                    });
                 }
             }
         }
@@ -1431,20 +1439,9 @@ mod tests {
         for q in &queries {
             for after in [None, Some(&cursor)] {
                 for (sql, args) in scan_listing_statements(q, after, 26) {
-                    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-                    let plan: Vec<String> = stmt
-                        .query_map(rusqlite::params_from_iter(args.iter()), |r| {
-                            r.get::<_, String>(3)
-                        })
-                        .unwrap()
-                        .map(Result::unwrap)
-                        .collect();
-                    let text = plan.join(" | ");
-                    assert!(!text.contains("TEMP B-TREE"), "sorts: {sql}\n{text}");
-                    assert!(
-                        plan[0].contains("USING INDEX scans_"),
-                        "scans: {sql}\n{text}"
-                    );
+                    assert_walks_an_index(&conn, &sql, &args, |first| {
+                        first.contains("USING INDEX scans_")
+                    });
                 }
             }
         }
