@@ -358,6 +358,48 @@ pub async fn start_build(
     })
 }
 
+/// Checks a `Filters` list against the names an operation knows: each name once, with 1 to
+/// `MAX_FILTER_VALUES` values of at most `MAX_ID_LEN` characters. Returns `(name, values)`.
+pub(crate) fn checked_filters<'a>(
+    list: Option<&'a Vec<FilterIn>>,
+    allowed: &[&str],
+) -> Result<Vec<(&'a str, Vec<String>)>, OpError> {
+    let mut out: Vec<(&str, Vec<String>)> = Vec::new();
+    for f in list.into_iter().flatten() {
+        let name = f.name.as_deref().unwrap_or_default();
+        if !allowed.contains(&name) {
+            return Err(OpError::InvalidFilterException(format!(
+                "The filter '{name}' is not valid. Valid filters are: {}.",
+                allowed.join(", ")
+            )));
+        }
+        if out.iter().any(|(n, _)| *n == name) {
+            return Err(OpError::InvalidFilterException(format!(
+                "The filter '{name}' is specified more than once."
+            )));
+        }
+        let values = f.values.clone().unwrap_or_default();
+        if values.is_empty() {
+            return Err(OpError::InvalidFilterException(format!(
+                "The filter '{name}' requires at least one value."
+            )));
+        }
+        if values.len() > MAX_FILTER_VALUES {
+            return Err(OpError::InvalidFilterException(format!(
+                "The filter '{name}' has more than {MAX_FILTER_VALUES} values."
+            )));
+        }
+        if let Some(v) = values.iter().find(|v| v.chars().count() > MAX_ID_LEN) {
+            return Err(OpError::InvalidFilterException(format!(
+                "The value '{}...' is not valid for filter '{name}': values are at most {MAX_ID_LEN} characters.",
+                v.chars().take(32).collect::<String>()
+            )));
+        }
+        out.push((name, values));
+    }
+    Ok(out)
+}
+
 const FILTER_NAMES: [&str; 4] = ["build-id", "fulfillment-option-id", "product-id", "status"];
 
 /// Turns the request's BuildIds and filters into a store query, validating them.
@@ -381,38 +423,7 @@ fn build_query(caller: &Caller, input: &DescribeBuildsInput) -> Result<BuildQuer
         }
         q.build_ids = Some(ids.clone());
     }
-    let mut seen: Vec<&str> = Vec::new();
-    for f in input.filters.iter().flatten() {
-        let name = f.name.as_deref().unwrap_or_default();
-        if !FILTER_NAMES.contains(&name) {
-            return Err(OpError::InvalidFilterException(format!(
-                "The filter '{name}' is not valid. Valid filters are: {}.",
-                FILTER_NAMES.join(", ")
-            )));
-        }
-        if seen.contains(&name) {
-            return Err(OpError::InvalidFilterException(format!(
-                "The filter '{name}' is specified more than once."
-            )));
-        }
-        seen.push(name);
-        let values = f.values.clone().unwrap_or_default();
-        if values.is_empty() {
-            return Err(OpError::InvalidFilterException(format!(
-                "The filter '{name}' requires at least one value."
-            )));
-        }
-        if values.len() > MAX_FILTER_VALUES {
-            return Err(OpError::InvalidFilterException(format!(
-                "The filter '{name}' has more than {MAX_FILTER_VALUES} values."
-            )));
-        }
-        if let Some(v) = values.iter().find(|v| v.chars().count() > MAX_ID_LEN) {
-            return Err(OpError::InvalidFilterException(format!(
-                "The value '{}...' is not valid for filter '{name}': values are at most {MAX_ID_LEN} characters.",
-                v.chars().take(32).collect::<String>()
-            )));
-        }
+    for (name, values) in checked_filters(input.filters.as_ref(), &FILTER_NAMES)? {
         match name {
             "build-id" => {
                 q.build_ids = Some(match q.build_ids.take() {

@@ -151,15 +151,21 @@ impl Harness {
     /// When a build entering `stage` at `now` is next due.
     #[must_use]
     pub fn due(&self, cfg: &OpsConfig, stage: BuildStage, now: i64) -> i64 {
+        let configured = match stage {
+            BuildStage::Provisioning => cfg.provision_seconds,
+            BuildStage::Installing => cfg.install_seconds,
+            BuildStage::CreatingImage | BuildStage::Done => cfg.imaging_seconds,
+        };
+        self.due_after(configured, now)
+    }
+
+    /// `now` plus the step length the transition mode gives (`configured` when none is set).
+    fn due_after(&self, configured: u64, now: i64) -> i64 {
         let secs = match self.transition() {
             Some(Transition::Manual) => return MANUAL_DUE_MS,
             Some(Transition::Immediate) => 0,
             Some(Transition::Time { seconds }) => seconds,
-            None => match stage {
-                BuildStage::Provisioning => cfg.provision_seconds,
-                BuildStage::Installing => cfg.install_seconds,
-                BuildStage::CreatingImage | BuildStage::Done => cfg.imaging_seconds,
-            },
+            None => configured,
         };
         now.saturating_add(i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX))
     }
@@ -167,16 +173,11 @@ impl Harness {
     /// When a scan entering `status` (Ingesting or Scanning) at `now` is next due.
     #[must_use]
     pub fn due_scan(&self, cfg: &OpsConfig, status: crate::scan::ScanStatus, now: i64) -> i64 {
-        let secs = match self.transition() {
-            Some(Transition::Manual) => return MANUAL_DUE_MS,
-            Some(Transition::Immediate) => 0,
-            Some(Transition::Time { seconds }) => seconds,
-            None => match status {
-                crate::scan::ScanStatus::Ingesting => cfg.ingest_seconds,
-                _ => cfg.scan_seconds,
-            },
+        let configured = match status {
+            crate::scan::ScanStatus::Ingesting => cfg.ingest_seconds,
+            _ => cfg.scan_seconds,
         };
-        now.saturating_add(i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX))
+        self.due_after(configured, now)
     }
 
     /// Replaces the scripted outcomes.

@@ -17,8 +17,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::builds::{
-    check_client_token, check_sns_topic, find_image, ErrorDetailOut, FilterIn, SourceImageOut,
-    Timestamp, MAX_FILTER_VALUES, MAX_ID_LEN,
+    check_client_token, check_sns_topic, checked_filters, find_image, ErrorDetailOut, FilterIn,
+    SourceImageOut, Timestamp, MAX_ID_LEN,
 };
 use super::paging::{self, Binding};
 use super::{Caller, Ctx, OpError};
@@ -578,48 +578,6 @@ async fn own_scan(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Scan, OpError>
 
 const SCAN_FILTERS: [&str; 5] = ["scan-id", "image-id", "product-id", "status", "latest-only"];
 
-/// Checks a filter list against the allowed names: each once, 1-50 values of bounded length.
-fn filters<'a>(
-    list: Option<&'a Vec<FilterIn>>,
-    allowed: &[&str],
-) -> Result<Vec<(&'a str, Vec<String>)>, OpError> {
-    let mut out: Vec<(&str, Vec<String>)> = Vec::new();
-    for f in list.into_iter().flatten() {
-        let name = f.name.as_deref().unwrap_or_default();
-        if !allowed.contains(&name) {
-            return Err(OpError::InvalidFilterException(format!(
-                "The filter '{}' is not valid. Valid filters are: {}.",
-                clip(name),
-                allowed.join(", ")
-            )));
-        }
-        if out.iter().any(|(n, _)| *n == name) {
-            return Err(OpError::InvalidFilterException(format!(
-                "The filter '{name}' is specified more than once."
-            )));
-        }
-        let values = f.values.clone().unwrap_or_default();
-        if values.is_empty() {
-            return Err(OpError::InvalidFilterException(format!(
-                "The filter '{name}' requires at least one value."
-            )));
-        }
-        if values.len() > MAX_FILTER_VALUES {
-            return Err(OpError::InvalidFilterException(format!(
-                "The filter '{name}' has more than {MAX_FILTER_VALUES} values."
-            )));
-        }
-        if let Some(v) = values.iter().find(|v| v.chars().count() > MAX_ID_LEN) {
-            return Err(OpError::InvalidFilterException(format!(
-                "The value '{}' is not valid for filter '{name}': values are at most {MAX_ID_LEN} characters.",
-                clip(v)
-            )));
-        }
-        out.push((name, values));
-    }
-    Ok(out)
-}
-
 fn scan_query(caller: &Caller, input: &DescribeScansInput) -> Result<ScanQuery, OpError> {
     let mut q = ScanQuery {
         account: caller.account.clone(),
@@ -644,7 +602,7 @@ fn scan_query(caller: &Caller, input: &DescribeScansInput) -> Result<ScanQuery, 
         }
         q.scan_ids = Some(ids.clone());
     }
-    for (name, values) in filters(input.filters.as_ref(), &SCAN_FILTERS)? {
+    for (name, values) in checked_filters(input.filters.as_ref(), &SCAN_FILTERS)? {
         match name {
             "scan-id" => {
                 q.scan_ids = Some(match q.scan_ids.take() {
@@ -968,7 +926,7 @@ pub async fn describe_scan_findings(
     let mut severities: Option<Vec<Severity>> = None;
     let mut controls: Option<Vec<String>> = None;
     let mut results: Option<Vec<ControlResult>> = None;
-    for (name, values) in filters(input.filters.as_ref(), &FINDING_FILTERS)? {
+    for (name, values) in checked_filters(input.filters.as_ref(), &FINDING_FILTERS)? {
         let invalid = |v: &str, valid: &str| {
             OpError::InvalidFilterException(format!(
                 "The value '{}' is not valid for filter '{name}'. Valid values are: {valid}.",

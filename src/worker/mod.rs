@@ -279,6 +279,23 @@ pub fn advance_scan(
     next
 }
 
+/// An image of the world, or one a build created.
+async fn image_of(
+    ctx: &Ctx,
+    world: &World,
+    region: &str,
+    image_id: &str,
+) -> Result<Option<Image>, StoreError> {
+    if let Some(i) = world.image(region, image_id) {
+        return Ok(Some(i.clone()));
+    }
+    Ok(ctx
+        .store
+        .created_image(region, image_id)
+        .await?
+        .map(|c| c.image))
+}
+
 /// Advances every due scan by one step.
 async fn tick_scans(ctx: &Ctx, now: i64) -> Result<usize, StoreError> {
     let due = ctx.store.due_scans(now, 64).await?;
@@ -288,14 +305,7 @@ async fn tick_scans(ctx: &Ctx, now: i64) -> Result<usize, StoreError> {
     let world = ctx.world();
     let mut advanced = 0;
     for s in due {
-        let image = match world.image(&s.region, &s.source_image_id) {
-            Some(i) => Some(i.clone()),
-            None => ctx
-                .store
-                .created_image(&s.region, &s.source_image_id)
-                .await?
-                .map(|c| c.image),
-        };
+        let image = image_of(ctx, &world, &s.region, &s.source_image_id).await?;
         let next = advance_scan(
             &s,
             &world,
@@ -337,14 +347,7 @@ pub async fn tick(ctx: &Ctx, now: i64) -> Result<TickReport, StoreError> {
     let world = ctx.world();
     let mut advanced = 0;
     for b in due {
-        let source = match world.image(&b.region, &b.source_image_id) {
-            Some(i) => Some(i.clone()),
-            None => ctx
-                .store
-                .created_image(&b.region, &b.source_image_id)
-                .await?
-                .map(|c| c.image),
-        };
+        let source = image_of(ctx, &world, &b.region, &b.source_image_id).await?;
         let rule = ctx.harness.take_outcome(&b);
         let Advance {
             build: next,
