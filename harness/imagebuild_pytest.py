@@ -9,6 +9,16 @@ Copy this file next to your tests (or put its folder on sys.path) and import the
         imagebuild.advance(build_id, steps=3)          # no sleeping
         assert imagebuild_client.describe_builds(BuildIds=[build_id])["Builds"][0]["Status"] == "Succeeded"
 
+    def test_my_code_handles_a_failed_scan(imagebuild):
+        scans = imagebuild.scan_client()
+        imagebuild.script([{"Resource": "scan", "Status": "Failed", "ErrorCode": "OsLoginFailed"}])
+        scan_id = my_code.submit(scans)
+        imagebuild.advance_scan(scan_id, steps=2)
+        assert scans.describe_scans(ScanIds=[scan_id])["Scans"][0]["ErrorDetail"]["Code"] == "OsLoginFailed"
+
+Builds and scans stay where they are until advanced (stage lengths of an hour); use
+`imagebuild.transition("immediate")` for the worker to run them at once.
+
 Override `imagebuild_world` in your conftest to load your own fixtures (a dict in the world-file
 shape, see models/world.schema.json); None means the built-in demo world.
 
@@ -48,7 +58,8 @@ class ImageBuild:
         self._dir = tempfile.TemporaryDirectory()
         self.token = "pytest-control-token"
         args = [_binary(), "serve", "--listen", "127.0.0.1:0", "--in-memory", "--control-token", self.token,
-                "--provision-seconds", "3600", "--install-seconds", "3600", "--imaging-seconds", "3600", *extra_args]
+                "--provision-seconds", "3600", "--install-seconds", "3600", "--imaging-seconds", "3600",
+                "--ingest-seconds", "3600", "--scan-seconds", "3600", *extra_args]
         if world is not None:
             path = Path(self._dir.name) / "world.json"
             path.write_text(json.dumps(world))
@@ -70,12 +81,17 @@ class ImageBuild:
             self.proc.kill()
             raise RuntimeError("imagebuild did not start:\n" + "".join(self.log))
 
-    def client(self, region="us-east-1", access_key=DEV_KEY, secret_key=DEV_SECRET):
-        """A boto3 `marketplaceimagebuild` client for this server."""
+    def client(self, region="us-east-1", access_key=DEV_KEY, secret_key=DEV_SECRET, service="marketplaceimagebuild"):
+        """A boto3 client of this server: `marketplaceimagebuild` (default) or `marketplaceamiscanning`."""
         session = boto3.session.Session(aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=region)
         session._loader.search_paths.insert(0, os.environ.get("IMAGEBUILD_MODELS", str(HERE.parent / "models")))
-        return session.client("marketplaceimagebuild", endpoint_url=self.endpoint,
-                              config=botocore.config.Config(retries={"max_attempts": 1}))
+        # No retries: an injected fault or scripted error is what the test sees, once.
+        return session.client(service, endpoint_url=self.endpoint,
+                              config=botocore.config.Config(retries={"total_max_attempts": 1, "mode": "standard"}))
+
+    def scan_client(self, **kw):
+        """A boto3 `marketplaceamiscanning` client for this server."""
+        return self.client(service="marketplaceamiscanning", **kw)
 
     def control(self, method, path, body=None):
         """Calls a control-plane endpoint and returns its JSON answer (raises on an error status)."""
@@ -86,11 +102,29 @@ class ImageBuild:
             return json.loads(r.read() or b"{}")
 
     def advance(self, build_id, steps=1):
-        """Moves an in-progress build `steps` stages on; returns its last status."""
-        out = None
-        for _ in range(steps):
-            out = self.control("POST", "advance", {"BuildId": build_id})
-        return out
+        """Moves an in-progress build up to `steps` stages on (stops when it ends); returns its state."""
+        return self.control("POST", "advance", {"BuildId": build_id, "Steps": steps})
+
+    def advance_scan(self, scan_id, steps=1):
+        """Moves an in-progress scan up to `steps` steps on (stops when it ends); returns its state."""
+        return self.control("POST", "advance", {"ScanId": scan_id, "Steps": steps})
+
+    def transition(self, mode, resource=None, seconds=None):
+        """Sets how builds and/or scans move: "immediate", "time" (with seconds) or "manual"."""
+        body = {"Mode": mode}
+        if resource is not None:
+            body["Resource"] = resource
+        if seconds is not None:
+            body["Seconds"] = seconds
+        return self.control("POST", "transitions", body)
+
+    def script(self, rules):
+        """Replaces the scripted outcomes (see the README's control-plane section)."""
+        return self.control("PUT", "outcomes", {"Rules": rules})
+
+    def inject(self, rules):
+        """Replaces the injected faults."""
+        return self.control("PUT", "faults", {"Rules": rules})
 
     def reset(self, account_id=None):
         return self.control("POST", "reset", {} if account_id is None else {"AccountId": account_id})

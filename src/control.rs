@@ -14,8 +14,10 @@ use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
+use crate::ops::harness::Resource;
 use crate::ops::logs::Stream;
 use crate::ops::Ctx;
+use crate::protocol::router::Operation;
 use crate::protocol::{json_response, ApiError};
 
 /// Path prefix of the control plane.
@@ -367,51 +369,63 @@ async fn mutate(
             json_response(StatusCode::OK, clock_json(ctx), request_id)
         }
         ("POST", "advance") => {
-            let Some(id) = body.get("BuildId").and_then(Value::as_str) else {
-                return control_error(
-                    StatusCode::BAD_REQUEST,
-                    "ValidationException",
-                    "BuildId is required.",
-                    request_id,
-                );
-            };
             let steps = body
                 .get("Steps")
                 .and_then(Value::as_u64)
                 .unwrap_or(1)
                 .clamp(1, 10);
-            let mut last = advance_build(ctx, id, request_id).await;
-            for _ in 1..steps {
-                if last.status() != StatusCode::OK {
-                    break;
+            let target = match (
+                body.get("BuildId").and_then(Value::as_str),
+                body.get("ScanId").and_then(Value::as_str),
+            ) {
+                (Some(id), None) => (Resource::Build, id),
+                (None, Some(id)) => (Resource::Scan, id),
+                _ => {
+                    return control_error(
+                        StatusCode::BAD_REQUEST,
+                        "ValidationException",
+                        "Give exactly one of BuildId or ScanId.",
+                        request_id,
+                    )
                 }
-                last = advance_build(ctx, id, request_id).await;
+            };
+            // Up to `Steps` steps; stops early once the resource is terminal.
+            let mut last = Value::Null;
+            for _ in 0..steps {
+                match advance_one(ctx, target, request_id).await {
+                    Ok((out, terminal)) => {
+                        last = out;
+                        if terminal {
+                            break;
+                        }
+                    }
+                    Err(resp) => return resp,
+                }
             }
-            last
+            json_response(StatusCode::OK, last.to_string(), request_id)
         }
         ("POST", "transitions") => {
-            if body
-                .get("Resource")
-                .and_then(Value::as_str)
-                .is_some_and(|r| r != "build")
-            {
-                return control_error(
-                    StatusCode::BAD_REQUEST,
-                    "ValidationException",
-                    "Resource must be 'build' (scans come with the scanning service).",
-                    request_id,
-                );
-            }
+            let kind = match resource_of(&body) {
+                Ok(k) => k,
+                Err(e) => {
+                    return control_error(
+                        StatusCode::BAD_REQUEST,
+                        "ValidationException",
+                        e,
+                        request_id,
+                    )
+                }
+            };
             match serde_json::from_value::<crate::ops::harness::Transition>(strip(
                 &body,
                 &["Resource"],
             )) {
                 Ok(t) => {
-                    ctx.harness.set_transition(Some(t));
+                    ctx.harness.set_transition(kind, Some(t));
                     ctx.worker.wake();
                     json_response(
                         StatusCode::OK,
-                        json!({"Transition": t}).to_string(),
+                        transitions_json(ctx).to_string(),
                         request_id,
                     )
                 }
@@ -424,10 +438,21 @@ async fn mutate(
             }
         }
         ("DELETE", "transitions") => {
-            ctx.harness.set_transition(None);
+            let kind = match resource_of(&body) {
+                Ok(k) => k,
+                Err(e) => {
+                    return control_error(
+                        StatusCode::BAD_REQUEST,
+                        "ValidationException",
+                        e,
+                        request_id,
+                    )
+                }
+            };
+            ctx.harness.set_transition(kind, None);
             json_response(
                 StatusCode::OK,
-                json!({"Transition": null}).to_string(),
+                transitions_json(ctx).to_string(),
                 request_id,
             )
         }
@@ -446,10 +471,16 @@ async fn mutate(
                 rules
                     .iter()
                     .find(|r| {
-                        !["StartBuild", "DescribeBuilds"].contains(&r.operation.as_str())
+                        !Operation::ALL.iter().any(|o| o.name() == r.operation)
                             || r.probability.is_some_and(|p| !(0.0..=1.0).contains(&p))
                     })
-                    .map(|r| format!("Operation must be StartBuild or DescribeBuilds and Probability 0-1: {r:?}"))
+                    .map(|r| {
+                        let ops: Vec<&str> = Operation::ALL.iter().map(|o| o.name()).collect();
+                        format!(
+                            "Operation must be one of {} and Probability 0-1: {r:?}",
+                            ops.join(", ")
+                        )
+                    })
             },
             |rules| ctx.harness.set_faults(rules),
             || ctx.harness.faults(),
@@ -490,57 +521,118 @@ async fn mutate(
     }
 }
 
-/// Makes one in-progress build due now and advances it by one stage.
-async fn advance_build(ctx: &Ctx, id: &str, request_id: &str) -> Response<Full<Bytes>> {
+/// The `Resource` a transitions request names (`None`: every kind).
+fn resource_of(body: &Value) -> Result<Option<Resource>, String> {
+    match body.get("Resource") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => serde_json::from_value(v.clone())
+            .map(Some)
+            .map_err(|_| format!("Resource must be 'build' or 'scan' (absent: both), not {v}")),
+    }
+}
+
+fn transitions_json(ctx: &Ctx) -> Value {
+    let mut m = serde_json::Map::new();
+    for k in Resource::ALL {
+        m.insert(k.as_str().into(), json!(ctx.harness.transition(k)));
+    }
+    json!({ "Transitions": m })
+}
+
+type ControlResult<T> = Result<T, Response<Full<Bytes>>>;
+
+/// Advances one build or scan by one step; its state after the step, and whether that is final.
+async fn advance_one(
+    ctx: &Ctx,
+    target: (Resource, &str),
+    request_id: &str,
+) -> ControlResult<(Value, bool)> {
     let internal = |e: crate::store::StoreError| store_failure(&e, request_id);
-    let build = match ctx.store.get_build(id).await {
-        Ok(Some(b)) => b,
-        Ok(None) => {
-            return control_error(
-                StatusCode::NOT_FOUND,
-                "ResourceNotFoundException",
-                format!("No build {id}"),
-                request_id,
-            )
-        }
-        Err(e) => return internal(e),
-    };
-    if build.status.is_terminal() {
-        return control_error(
-            StatusCode::CONFLICT,
-            "InvalidStateException",
-            format!("Build {id} is already {}", build.status.as_str()),
-            request_id,
-        );
-    }
-    let now = ctx.clock.now_ms();
-    let mut due = build.clone();
-    due.due_ms = Some(now);
-    due.version = build.version + 1;
-    if let Err(e) = ctx
-        .store
-        .update_build(&due, build.version, &crate::store::Effects::default())
-        .await
-    {
-        return internal(e);
-    }
-    if let Err(e) = crate::worker::tick(ctx, now).await {
-        return internal(e);
-    }
-    match ctx.store.get_build(id).await {
-        Ok(Some(b)) => json_response(
-            StatusCode::OK,
-            json!({"BuildId": id, "Status": b.status.as_str(), "Stage": format!("{:?}", b.stage)})
-                .to_string(),
-            request_id,
-        ),
-        Ok(None) => control_error(
+    let (kind, id) = target;
+    let missing = || {
+        control_error(
             StatusCode::NOT_FOUND,
             "ResourceNotFoundException",
-            format!("No build {id}"),
+            format!("No {} {id}", kind.as_str()),
             request_id,
-        ),
-        Err(e) => internal(e),
+        )
+    };
+    let finished = |status: &str| {
+        control_error(
+            StatusCode::CONFLICT,
+            "InvalidStateException",
+            format!("{} {id} is already {status}", kind.as_str()),
+            request_id,
+        )
+    };
+    let now = ctx.clock.now_ms();
+    // Make it due now (a version-fenced write), then run the worker's step.
+    match kind {
+        Resource::Build => {
+            let build = ctx
+                .store
+                .get_build(id)
+                .await
+                .map_err(internal)?
+                .ok_or_else(missing)?;
+            if build.status.is_terminal() {
+                return Err(finished(build.status.as_str()));
+            }
+            let mut due = build.clone();
+            due.due_ms = Some(now);
+            due.version = build.version + 1;
+            ctx.store
+                .update_build(&due, build.version, &crate::store::Effects::default())
+                .await
+                .map_err(internal)?;
+        }
+        Resource::Scan => {
+            let scan = ctx
+                .store
+                .get_scan(id)
+                .await
+                .map_err(internal)?
+                .ok_or_else(missing)?;
+            if scan.status.is_terminal() {
+                return Err(finished(scan.status.as_str()));
+            }
+            let mut due = scan.clone();
+            due.due_ms = Some(now);
+            due.version = scan.version + 1;
+            ctx.store
+                .update_scan(&due, scan.version, None)
+                .await
+                .map_err(internal)?;
+        }
+    }
+    crate::worker::tick(ctx, now).await.map_err(internal)?;
+    match kind {
+        Resource::Build => {
+            let b = ctx
+                .store
+                .get_build(id)
+                .await
+                .map_err(internal)?
+                .ok_or_else(missing)?;
+            let mut out = json!({"BuildId": id, "Status": b.status.as_str(), "Stage": format!("{:?}", b.stage)});
+            if let Some(e) = &b.error {
+                out["ErrorCode"] = json!(e.code);
+            }
+            Ok((out, b.status.is_terminal()))
+        }
+        Resource::Scan => {
+            let s = ctx
+                .store
+                .get_scan(id)
+                .await
+                .map_err(internal)?
+                .ok_or_else(missing)?;
+            let mut out = json!({"ScanId": id, "Status": s.status.as_str()});
+            if let Some(e) = &s.error {
+                out["ErrorCode"] = json!(e.code);
+            }
+            Ok((out, s.status.is_terminal()))
+        }
     }
 }
 
@@ -584,12 +676,22 @@ pub async fn handle(
         }
         "world" => match serde_json::to_string(&*ctx.world()) {
             Ok(body) => json_response(StatusCode::OK, body, request_id),
-            Err(e) => control_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure", e.to_string(), request_id),
+            Err(e) => control_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalFailure",
+                e.to_string(),
+                request_id,
+            ),
         },
         "clock" => json_response(StatusCode::OK, clock_json(ctx), request_id),
         "harness" => json_response(
             StatusCode::OK,
-            json!({"Transition": ctx.harness.transition(), "Outcomes": ctx.harness.outcomes(), "Faults": ctx.harness.faults()}).to_string(),
+            {
+                let mut state = transitions_json(ctx);
+                state["Outcomes"] = json!(ctx.harness.outcomes());
+                state["Faults"] = json!(ctx.harness.faults());
+                state.to_string()
+            },
             request_id,
         ),
         "notifications" => {

@@ -479,42 +479,56 @@ async fn transitions_outcomes_seed_and_faults() {
     .await;
     assert_eq!(s, 400);
     let (_, state) = control(&app, "GET", "harness", None, "").await;
-    assert_eq!(state["Transition"]["Mode"], "immediate");
+    assert_eq!(state["Transitions"]["build"]["Mode"], "immediate");
     app.stop().await;
 }
 
 #[tokio::test]
 async fn every_modeled_error_can_be_injected() {
     let app = spawn(ServeConfig::for_test()).await;
-    let model = imagebuild::model::Model::parse(imagebuild::model::IMAGE_BUILD_MODEL).unwrap();
-    for (op, info) in &model.operations {
-        for err in &info.errors {
-            let rules = json!({"Rules": [{"Operation": op, "Exception": err, "Count": 1}]});
-            assert_eq!(
-                control(&app, "PUT", "faults", Some(TOKEN), &rules.to_string())
-                    .await
-                    .0,
-                200
-            );
-            let body = if op == "StartBuild" {
-                start_body(GOOD_FO, LINUX_AMI)
-            } else {
-                json!({})
-            };
-            let r = app.call(op, body).await;
-            assert_eq!(r.error_type(), err, "{op}");
-            assert_eq!(
-                r.status,
-                if err == "InternalServerErrorException" {
-                    500
+    for (text, scanning) in [
+        (imagebuild::model::IMAGE_BUILD_MODEL, false),
+        (imagebuild::model::AMI_SCANNING_MODEL, true),
+    ] {
+        let model = imagebuild::model::Model::parse(text).unwrap();
+        for (op, info) in &model.operations {
+            for err in &info.errors {
+                let rules = json!({"Rules": [{"Operation": op, "Exception": err, "Count": 1}]});
+                assert_eq!(
+                    control(&app, "PUT", "faults", Some(TOKEN), &rules.to_string())
+                        .await
+                        .0,
+                    200
+                );
+                let body = match op.as_str() {
+                    "StartBuild" => start_body(GOOD_FO, LINUX_AMI),
+                    "StartScans" => scan_body(LINUX_AMI),
+                    "DescribeScanFindings" | "ResubmitScan" => {
+                        json!({"ScanId": "00000000-0000-0000-0000-000000000000"})
+                    }
+                    _ => json!({}),
+                };
+                let r = if scanning {
+                    app.scan_call(op, body).await
                 } else {
-                    400
-                },
-                "{op} {err}"
-            );
-            assert_eq!(r.body["Message"], "Injected fault");
+                    app.call(op, body).await
+                };
+                assert_eq!(r.error_type(), err, "{op}");
+                assert_eq!(
+                    r.status,
+                    if err == "InternalServerErrorException" {
+                        500
+                    } else {
+                        400
+                    },
+                    "{op} {err}"
+                );
+                assert_eq!(r.body["Message"], "Injected fault");
+            }
         }
     }
+    let r = app.scan_call("DescribeScans", json!({})).await;
+    assert_eq!(r.body["Scans"], json!([]), "injected faults write nothing");
     assert!(
         app.builds().await.is_empty(),
         "injected faults write nothing"
@@ -534,5 +548,201 @@ async fn every_modeled_error_can_be_injected() {
             .all(|n| n["Message"].as_str().unwrap().contains("Succeeded")),
         "{list}"
     );
+    app.stop().await;
+}
+
+fn scan_body(image: &str) -> Value {
+    json!({"Images": [{"SourceImageId": image, "OsUserName": "ubuntu",
+        "AccessRoleArn": "arn:aws:iam::123456789012:role/MarketplaceAmiIngestion"}],
+        "SnsTopicArn": "arn:aws:sns:us-east-1:123456789012:ami-scan-events"})
+}
+
+async fn scan_state(app: &TestApp, id: &str) -> Value {
+    let r = app
+        .scan_call("DescribeScans", json!({"ScanIds": [id]}))
+        .await;
+    r.body["Scans"][0].clone()
+}
+
+#[tokio::test]
+async fn scans_follow_their_own_transitions_advance_and_scripted_outcomes() {
+    let app = spawn(ServeConfig::for_test()).await;
+    // scans manual, builds immediate: one kind does not move the other
+    let (s, t) = control(
+        &app,
+        "POST",
+        "transitions",
+        Some(TOKEN),
+        r#"{"Resource": "scan", "Mode": "manual"}"#,
+    )
+    .await;
+    assert_eq!(
+        (s, t["Transitions"]["scan"]["Mode"].as_str()),
+        (200, Some("manual"))
+    );
+    assert_eq!(t["Transitions"]["build"], Value::Null);
+    let id = app.scan_call("StartScans", scan_body(LINUX_AMI)).await.body["Scans"][0]["ScanId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = app.call("StartBuild", start_body(GOOD_FO, LINUX_AMI)).await;
+    assert_eq!(b.status, 200);
+    let b = app.wait_terminal(b.body["BuildId"].as_str().unwrap()).await;
+    assert_eq!(b["Status"], "Succeeded");
+    assert_eq!(scan_state(&app, &id).await["Status"], "Ingesting");
+    let (s, out) = control(
+        &app,
+        "POST",
+        "advance",
+        Some(TOKEN),
+        &json!({"ScanId": id}).to_string(),
+    )
+    .await;
+    assert_eq!((s, out["Status"].as_str()), (200, Some("Scanning")));
+    assert_eq!(scan_state(&app, &id).await["Status"], "Scanning");
+    let (_, out) = control(
+        &app,
+        "POST",
+        "advance",
+        Some(TOKEN),
+        &json!({"ScanId": id}).to_string(),
+    )
+    .await;
+    assert_eq!(out["Status"], "Succeeded");
+    let (s, out) = control(
+        &app,
+        "POST",
+        "advance",
+        Some(TOKEN),
+        &json!({"ScanId": id}).to_string(),
+    )
+    .await;
+    assert_eq!(
+        (s, out["__type"].as_str()),
+        (409, Some("InvalidStateException"))
+    );
+    for bad in [json!({}), json!({"ScanId": id, "BuildId": "x"})] {
+        let (s, out) = control(&app, "POST", "advance", Some(TOKEN), &bad.to_string()).await;
+        assert_eq!(
+            (s, out["__type"].as_str()),
+            (400, Some("ValidationException")),
+            "{bad}"
+        );
+    }
+    let (s, _) = control(
+        &app,
+        "POST",
+        "advance",
+        Some(TOKEN),
+        r#"{"ScanId": "nope"}"#,
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (s, out) = control(
+        &app,
+        "POST",
+        "transitions",
+        Some(TOKEN),
+        r#"{"Resource": "volume", "Mode": "manual"}"#,
+    )
+    .await;
+    assert_eq!(
+        (s, out["__type"].as_str()),
+        (400, Some("ValidationException"))
+    );
+
+    // scripted outcomes for every terminal status, matched by image, role, product and tag
+    let (s, out) = control(&app, "PUT", "outcomes", Some(TOKEN), r#"{"Rules": [{"Resource": "scan", "Status": "Failed", "ErrorCode": "EncryptedSnapshot"}]}"#).await;
+    assert_eq!(
+        (s, out["__type"].as_str()),
+        (400, Some("ValidationException")),
+        "{out}"
+    );
+    let role = "arn:aws:iam::123456789012:role/MarketplaceAmiIngestion";
+    let rules = json!({"Rules": [
+        {"Resource": "scan", "Tag": {"Key": "Name", "Value": "clean"}, "Status": "IngestionFailed", "ErrorCode": "UnsupportedFileSystem", "Message": "scripted fs", "Once": true},
+        {"Resource": "scan", "AccessRoleArn": role, "ProductId": "prod-demoseller1", "Status": "IssuesFound", "ErrorCode": "MALWARE", "Severity": "CRITICAL", "Once": true},
+        {"Resource": "scan", "ImageId": LINUX_AMI, "Status": "Failed", "ErrorCode": "OsLoginFailed", "Once": true},
+        {"Resource": "scan", "ImageId": LINUX_AMI, "Status": "InternalError", "Once": true},
+    ]});
+    let (s, out) = control(&app, "PUT", "outcomes", Some(TOKEN), &rules.to_string()).await;
+    assert_eq!(s, 200, "{out}");
+    let (_, world) = control(&app, "GET", "world", None, "").await;
+    let mut img = world["Images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["ImageId"] == LINUX_AMI && i["Region"] == "us-east-1")
+        .unwrap()
+        .clone();
+    img["Tags"] = json!([{"Key": "Name", "Value": "clean"}]);
+    let (s, out) = control(
+        &app,
+        "PATCH",
+        "world",
+        Some(TOKEN),
+        &json!({"Images": [img]}).to_string(),
+    )
+    .await;
+    assert_eq!(s, 200, "{out}");
+    let mut seen = vec![];
+    for product in [None, Some("prod-demoseller1"), None, None] {
+        let mut body = scan_body(LINUX_AMI);
+        if let Some(p) = product {
+            body["Images"][0]["ProductId"] = json!(p);
+        }
+        let r = app.scan_call("StartScans", body).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let id = r.body["Scans"][0]["ScanId"].as_str().unwrap().to_string();
+        let (_, out) = control(
+            &app,
+            "POST",
+            "advance",
+            Some(TOKEN),
+            &json!({"ScanId": id, "Steps": 2}).to_string(),
+        )
+        .await;
+        let scan = scan_state(&app, &id).await;
+        assert_eq!(out["Status"], scan["Status"]);
+        seen.push((
+            scan["Status"].as_str().unwrap().to_string(),
+            scan["ErrorDetail"]["Code"].as_str().map(str::to_string),
+        ));
+        if scan["Status"] == "IssuesFound" {
+            let f = app
+                .scan_call("DescribeScanFindings", json!({"ScanId": id}))
+                .await
+                .body;
+            assert_eq!(f["Findings"][0]["ControlId"], "MALWARE");
+            assert_eq!(f["Findings"][0]["Severity"], "CRITICAL");
+            assert_eq!(scan["FindingCounts"]["Critical"], 1);
+        }
+        if scan["Status"] == "IngestionFailed" {
+            assert_eq!(scan["ErrorDetail"]["Message"], "scripted fs");
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![
+            (
+                "IngestionFailed".into(),
+                Some("UnsupportedFileSystem".into())
+            ),
+            ("IssuesFound".into(), None),
+            ("Failed".into(), Some("OsLoginFailed".into())),
+            ("InternalError".into(), Some("InternalFailure".into())),
+        ]
+    );
+    let (_, state) = control(&app, "GET", "harness", None, "").await;
+    assert_eq!(state["Outcomes"], json!([]), "once-only rules are consumed");
+    // every transition cleared: scans take the configured (zero) stage lengths again
+    control(&app, "DELETE", "transitions", Some(TOKEN), "{}").await;
+    let (_, state) = control(&app, "GET", "harness", None, "").await;
+    assert_eq!(state["Transitions"], json!({"build": null, "scan": null}));
+    // faults on scan operations
+    control(&app, "PUT", "faults", Some(TOKEN), r#"{"Rules": [{"Operation": "DescribeScans", "Exception": "ThrottlingException", "Count": 1}]}"#).await;
+    let r = app.scan_call("DescribeScans", json!({})).await;
+    assert_eq!((r.status, r.error_type()), (400, "ThrottlingException"));
+    assert_eq!(app.scan_call("DescribeScans", json!({})).await.status, 200);
     app.stop().await;
 }

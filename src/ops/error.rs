@@ -133,6 +133,42 @@ impl OpError {
         }
     }
 
+    /// The error whose `__type` is `name`, carrying `message` (`None` for names we don't send).
+    #[must_use]
+    pub fn from_type_name(name: &str, message: String) -> Option<Self> {
+        let m = message;
+        Some(match name {
+            "BuildLimitExceededException" => OpError::BuildLimitExceededException(m),
+            "IdempotentParameterMismatchException" => {
+                OpError::IdempotentParameterMismatchException(m)
+            }
+            "InstallerMismatchException" => OpError::InstallerMismatchException(m),
+            "InternalServerErrorException" => OpError::InternalServerErrorException(m),
+            "InvalidDestinationImageNameException" => {
+                OpError::InvalidDestinationImageNameException(m)
+            }
+            "InvalidFilterException" => OpError::InvalidFilterException(m),
+            "InvalidFulfillmentOptionIdException" => {
+                OpError::InvalidFulfillmentOptionIdException(m)
+            }
+            "InvalidMaxResultsException" => OpError::InvalidMaxResultsException(m),
+            "InvalidNextTokenException" => OpError::InvalidNextTokenException(m),
+            "InvalidSnsTopicArnException" => OpError::InvalidSnsTopicArnException(m),
+            "InvalidSourceImageIdException" => OpError::InvalidSourceImageIdException(m),
+            "UnauthorizedOperationException" => OpError::UnauthorizedOperationException(m),
+            "ImageLimitExceededException" => OpError::ImageLimitExceededException(m),
+            "InvalidAccessRoleArnException" => OpError::InvalidAccessRoleArnException(m),
+            "InvalidOsUserNameException" => OpError::InvalidOsUserNameException(m),
+            "InvalidScanningPortException" => OpError::InvalidScanningPortException(m),
+            "InvalidProductIdException" => OpError::InvalidProductIdException(m),
+            "InvalidScanIdException" => OpError::InvalidScanIdException(m),
+            "ScanInProgressException" => OpError::ScanInProgressException(m),
+            "ScanLimitExceededException" => OpError::ScanLimitExceededException(m),
+            "ValidationException" => OpError::ValidationException(m),
+            _ => return None,
+        })
+    }
+
     /// The HTTP status: 500 for the modeled fault, 400 for everything else.
     #[must_use]
     pub fn status(&self) -> u16 {
@@ -156,5 +192,19 @@ impl From<StoreError> for OpError {
         OpError::InternalServerErrorException(
             "An internal error occurred. Please retry your request.".into(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_modeled_name_round_trips() {
+        for name in OpError::MODELED.iter().chain(&["ValidationException"]) {
+            let e = OpError::from_type_name(name, "m".into()).unwrap();
+            assert_eq!((e.type_name(), e.to_string().as_str()), (*name, "m"));
+        }
+        assert!(OpError::from_type_name("ThrottlingException", String::new()).is_none());
     }
 }

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{OpError, OpsConfig};
 use crate::domain::{Build, BuildStage};
+use crate::scan::{Scan, ScanStatus, ScriptedOutcome, Severity};
+use crate::world::Image;
 
 /// A due time far in the future (13 digits, so it still sorts as a key): "never", for manual
 /// transitions.
@@ -35,42 +37,145 @@ pub enum Transition {
     Manual,
 }
 
-/// A scripted outcome: builds matching every given criterion end as `status`.
+/// The kinds of resource the harness drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Resource {
+    /// Image builds (`StartBuild`).
+    #[default]
+    #[serde(rename = "build")]
+    Build,
+    /// AMI scans (`StartScans`, `ResubmitScan`).
+    #[serde(rename = "scan")]
+    Scan,
+}
+
+impl Resource {
+    /// Both kinds.
+    pub const ALL: [Resource; 2] = [Resource::Build, Resource::Scan];
+
+    fn index(self) -> usize {
+        match self {
+            Resource::Build => 0,
+            Resource::Scan => 1,
+        }
+    }
+
+    /// The wire name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resource::Build => "build",
+            Resource::Scan => "scan",
+        }
+    }
+}
+
+/// Matches an image tag: `Key` present (and equal to `Value` when given).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct TagMatch {
+    /// Tag key.
+    pub key: String,
+    /// Tag value (absent: any value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+impl TagMatch {
+    fn matches(&self, image: Option<&Image>) -> bool {
+        image.is_some_and(|i| {
+            i.tags
+                .iter()
+                .any(|t| t.key == self.key && self.value.as_ref().is_none_or(|v| *v == t.value))
+        })
+    }
+}
+
+/// A scripted outcome: builds or scans matching every given criterion end as `status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct OutcomeRule {
+    /// `build` (the default) or `scan`.
+    #[serde(default)]
+    pub resource: Resource,
     /// Match the source image id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_id: Option<String>,
-    /// Match one of the build's fulfillment option ids.
+    /// Builds: match one of the build's fulfillment option ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fulfillment_option_id: Option<String>,
-    /// Match one of the build's product ids.
+    /// Match one of the build's product ids, or the scan's product id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product_id: Option<String>,
-    /// `Succeeded`, `Failed` or `InternalError`.
+    /// Scans: match the access role ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_role_arn: Option<String>,
+    /// Match a tag of the source image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<TagMatch>,
+    /// Builds: `Succeeded`, `Failed` or `InternalError`. Scans: `Succeeded`, `IssuesFound`,
+    /// `IngestionFailed`, `Failed` or `InternalError`.
     pub status: String,
-    /// For `Failed`: `SSMAgentNotFound` or `InstallFailed`.
+    /// Builds' `Failed`: `SSMAgentNotFound` or `InstallFailed`. Scans: the `ScanErrorCode` of
+    /// `IngestionFailed`, `Failed` (`InternalError`: `InternalFailure`, the default); for
+    /// `IssuesFound` the control that fails (default `KNOWN_VULNERABILITY`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
-    /// For `Failed`: the message.
+    /// The error message (scans' `IssuesFound`: the finding's description).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Scans' `IssuesFound`: the finding's severity (default `HIGH`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
     /// Applies once, then is removed (else it stays).
     #[serde(default)]
     pub once: bool,
 }
 
 impl OutcomeRule {
-    fn matches(&self, b: &Build) -> bool {
-        self.image_id
-            .as_ref()
-            .is_none_or(|i| *i == b.source_image_id)
+    fn matches_build(&self, b: &Build, image: Option<&Image>) -> bool {
+        self.resource == Resource::Build
+            && self
+                .image_id
+                .as_ref()
+                .is_none_or(|i| *i == b.source_image_id)
             && self
                 .fulfillment_option_id
                 .as_ref()
                 .is_none_or(|f| b.fulfillment_option_ids.contains(f))
             && self.product_id.as_ref().is_none_or(|p| b.has_product(p))
+            && self.tag.as_ref().is_none_or(|t| t.matches(image))
+    }
+
+    /// True when the rule applies to `s` at its current step: an `IngestionFailed` rule only
+    /// while it is ingesting, the others at either step.
+    fn matches_scan(&self, s: &Scan, image: Option<&Image>) -> bool {
+        self.resource == Resource::Scan
+            && (s.status == ScanStatus::Ingesting || self.status != "IngestionFailed")
+            && self
+                .image_id
+                .as_ref()
+                .is_none_or(|i| *i == s.source_image_id)
+            && self
+                .product_id
+                .as_ref()
+                .is_none_or(|p| s.product_id.as_ref() == Some(p))
+            && self
+                .access_role_arn
+                .as_ref()
+                .is_none_or(|r| *r == s.access_role_arn)
+            && self.tag.as_ref().is_none_or(|t| t.matches(image))
+    }
+
+    /// The scan outcome this rule forces.
+    #[must_use]
+    pub fn scan_outcome(&self) -> Option<ScriptedOutcome> {
+        Some(ScriptedOutcome {
+            status: ScanStatus::from_wire(&self.status)?,
+            code: self.error_code.clone(),
+            message: self.message.clone(),
+            severity: self.severity,
+        })
     }
 
     /// Checks the rule's own consistency.
@@ -78,6 +183,16 @@ impl OutcomeRule {
     /// # Errors
     /// A message saying what is wrong.
     pub fn validate(&self) -> Result<(), String> {
+        match self.resource {
+            Resource::Build => self.validate_build(),
+            Resource::Scan => self.validate_scan(),
+        }
+    }
+
+    fn validate_build(&self) -> Result<(), String> {
+        if self.access_role_arn.is_some() || self.severity.is_some() {
+            return Err("AccessRoleArn and Severity apply to scan rules only".into());
+        }
         match (self.status.as_str(), self.error_code.as_deref()) {
             ("Succeeded" | "InternalError", None) => Ok(()),
             ("Failed", Some("SSMAgentNotFound" | "InstallFailed")) => Ok(()),
@@ -92,6 +207,44 @@ impl OutcomeRule {
             )),
         }
     }
+
+    fn validate_scan(&self) -> Result<(), String> {
+        use crate::scan::{EXECUTION_CODES, INGESTION_CODES, INTERNAL_CODE};
+        if self.fulfillment_option_id.is_some() {
+            return Err("FulfillmentOptionId applies to build rules only".into());
+        }
+        let code = self.error_code.as_deref();
+        if self.severity.is_some() && self.status != "IssuesFound" {
+            return Err("only IssuesFound takes a Severity".into());
+        }
+        match (self.status.as_str(), code) {
+            ("Succeeded", None)
+            | ("InternalError", None | Some(INTERNAL_CODE))
+            | ("IssuesFound", None) => Ok(()),
+            ("IssuesFound", Some(c)) if crate::world::CONTROL_IDS.contains(&c) => Ok(()),
+            ("IssuesFound", Some(c)) => Err(format!(
+                "IssuesFound takes a control id as ErrorCode ({}), not '{c}'",
+                crate::world::CONTROL_IDS.join(", ")
+            )),
+            ("IngestionFailed", Some(c)) if INGESTION_CODES.contains(&c) => Ok(()),
+            ("IngestionFailed", other) => Err(format!(
+                "IngestionFailed needs an ErrorCode of {}, not {other:?}",
+                INGESTION_CODES.join(", ")
+            )),
+            ("Failed", Some(c)) if EXECUTION_CODES.contains(&c) => Ok(()),
+            ("Failed", other) => Err(format!(
+                "Failed needs an ErrorCode of {}, not {other:?}",
+                EXECUTION_CODES.join(", ")
+            )),
+            ("Succeeded" | "InternalError", Some(c)) => Err(format!(
+                "{} takes no ErrorCode other than {INTERNAL_CODE}, not '{c}'",
+                self.status
+            )),
+            (s, _) => Err(format!(
+                "Status must be Succeeded, IssuesFound, IngestionFailed, Failed or InternalError, not '{s}'"
+            )),
+        }
+    }
 }
 
 /// An injected fault: calls of `Operation` answer `Exception` (with `Count` left, or with
@@ -99,7 +252,7 @@ impl OutcomeRule {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct FaultRule {
-    /// `StartBuild` or `DescribeBuilds`.
+    /// An operation of either service (`StartBuild`, `DescribeScans`, …).
     pub operation: String,
     /// The error code to answer with (any modeled one, or `ThrottlingException`,
     /// `ServiceUnavailableException`, `InternalFailure`); none: only latency.
@@ -128,24 +281,28 @@ pub struct Fault {
 /// The harness settings in force.
 #[derive(Debug, Default)]
 pub struct Harness {
-    transition: RwLock<Option<Transition>>,
+    transitions: RwLock<[Option<Transition>; 2]>,
     outcomes: Mutex<Vec<OutcomeRule>>,
     faults: Mutex<Vec<FaultRule>>,
     ids: Mutex<Option<rand::rngs::StdRng>>,
 }
 
 impl Harness {
-    /// Sets the transition mode for builds.
-    pub fn set_transition(&self, t: Option<Transition>) {
-        if let Ok(mut g) = self.transition.write() {
-            *g = t;
+    /// Sets the transition mode of one kind of resource (`None`: both).
+    pub fn set_transition(&self, kind: Option<Resource>, t: Option<Transition>) {
+        if let Ok(mut g) = self.transitions.write() {
+            for k in Resource::ALL {
+                if kind.is_none_or(|only| only == k) {
+                    g[k.index()] = t;
+                }
+            }
         }
     }
 
-    /// The transition mode in force (`None`: the configured stage lengths).
+    /// The transition mode in force for `kind` (`None`: the configured step lengths).
     #[must_use]
-    pub fn transition(&self) -> Option<Transition> {
-        self.transition.read().ok().and_then(|g| *g)
+    pub fn transition(&self, kind: Resource) -> Option<Transition> {
+        self.transitions.read().ok().and_then(|g| g[kind.index()])
     }
 
     /// When a build entering `stage` at `now` is next due.
@@ -156,12 +313,12 @@ impl Harness {
             BuildStage::Installing => cfg.install_seconds,
             BuildStage::CreatingImage | BuildStage::Done => cfg.imaging_seconds,
         };
-        self.due_after(configured, now)
+        self.due_after(Resource::Build, configured, now)
     }
 
-    /// `now` plus the step length the transition mode gives (`configured` when none is set).
-    fn due_after(&self, configured: u64, now: i64) -> i64 {
-        let secs = match self.transition() {
+    /// `now` plus the step length `kind`'s transition mode gives (`configured` when none is set).
+    fn due_after(&self, kind: Resource, configured: u64, now: i64) -> i64 {
+        let secs = match self.transition(kind) {
             Some(Transition::Manual) => return MANUAL_DUE_MS,
             Some(Transition::Immediate) => 0,
             Some(Transition::Time { seconds }) => seconds,
@@ -172,12 +329,12 @@ impl Harness {
 
     /// When a scan entering `status` (Ingesting or Scanning) at `now` is next due.
     #[must_use]
-    pub fn due_scan(&self, cfg: &OpsConfig, status: crate::scan::ScanStatus, now: i64) -> i64 {
+    pub fn due_scan(&self, cfg: &OpsConfig, status: ScanStatus, now: i64) -> i64 {
         let configured = match status {
-            crate::scan::ScanStatus::Ingesting => cfg.ingest_seconds,
+            ScanStatus::Ingesting => cfg.ingest_seconds,
             _ => cfg.scan_seconds,
         };
-        self.due_after(configured, now)
+        self.due_after(Resource::Scan, configured, now)
     }
 
     /// Replaces the scripted outcomes.
@@ -193,12 +350,24 @@ impl Harness {
         self.outcomes.lock().map(|g| g.clone()).unwrap_or_default()
     }
 
-    /// The first outcome rule matching `b` (removed if it applies once).
-    #[must_use]
-    pub fn take_outcome(&self, b: &Build) -> Option<OutcomeRule> {
+    /// The first rule `matches` accepts (removed if it applies once).
+    fn take_first(&self, matches: impl Fn(&OutcomeRule) -> bool) -> Option<OutcomeRule> {
         let mut g = self.outcomes.lock().ok()?;
-        let i = g.iter().position(|r| r.matches(b))?;
+        let i = g.iter().position(matches)?;
         Some(if g[i].once { g.remove(i) } else { g[i].clone() })
+    }
+
+    /// The first build rule matching `b` built from `image` (removed if it applies once).
+    #[must_use]
+    pub fn take_outcome(&self, b: &Build, image: Option<&Image>) -> Option<OutcomeRule> {
+        self.take_first(|r| r.matches_build(b, image))
+    }
+
+    /// The first scan rule matching `s` of `image` at its current step (removed if it applies
+    /// once).
+    #[must_use]
+    pub fn take_scan_outcome(&self, s: &Scan, image: Option<&Image>) -> Option<OutcomeRule> {
+        self.take_first(|r| r.matches_scan(s, image))
     }
 
     /// Puts back a once-only rule taken for a build whose update did not go through.
@@ -288,29 +457,14 @@ impl Harness {
 /// # Errors
 /// The framework error's status and message when `name` is not modeled.
 pub fn fault_error(name: &str) -> Result<OpError, (u16, String)> {
-    let msg = "Injected fault".to_string();
-    Ok(match name {
-        "BuildLimitExceededException" => OpError::BuildLimitExceededException(msg),
-        "IdempotentParameterMismatchException" => {
-            OpError::IdempotentParameterMismatchException(msg)
-        }
-        "InstallerMismatchException" => OpError::InstallerMismatchException(msg),
-        "InternalServerErrorException" => OpError::InternalServerErrorException(msg),
-        "InvalidDestinationImageNameException" => {
-            OpError::InvalidDestinationImageNameException(msg)
-        }
-        "InvalidFilterException" => OpError::InvalidFilterException(msg),
-        "InvalidFulfillmentOptionIdException" => OpError::InvalidFulfillmentOptionIdException(msg),
-        "InvalidMaxResultsException" => OpError::InvalidMaxResultsException(msg),
-        "InvalidNextTokenException" => OpError::InvalidNextTokenException(msg),
-        "InvalidSnsTopicArnException" => OpError::InvalidSnsTopicArnException(msg),
-        "InvalidSourceImageIdException" => OpError::InvalidSourceImageIdException(msg),
-        "UnauthorizedOperationException" => OpError::UnauthorizedOperationException(msg),
-        "ValidationException" => OpError::ValidationException(msg),
-        "ThrottlingException" => return Err((400, "Rate exceeded".into())),
-        "ServiceUnavailableException" => return Err((503, "Service unavailable".into())),
-        "InternalFailure" => return Err((500, "An internal error occurred".into())),
-        other => return Err((400, format!("Injected {other}"))),
+    if let Some(e) = OpError::from_type_name(name, "Injected fault".into()) {
+        return Ok(e);
+    }
+    Err(match name {
+        "ThrottlingException" => (400, "Rate exceeded".into()),
+        "ServiceUnavailableException" => (503, "Service unavailable".into()),
+        "InternalFailure" => (500, "An internal error occurred".into()),
+        other => (400, format!("Injected {other}")),
     })
 }
 
@@ -324,12 +478,18 @@ mod tests {
         let h = Harness::default();
         let cfg = OpsConfig::default();
         assert_eq!(h.due(&cfg, BuildStage::Installing, 1000), 1000 + 2000);
-        h.set_transition(Some(Transition::Immediate));
+        h.set_transition(None, Some(Transition::Immediate));
         assert_eq!(h.due(&cfg, BuildStage::Installing, 1000), 1000);
-        h.set_transition(Some(Transition::Time { seconds: 5 }));
+        assert_eq!(h.due_scan(&cfg, ScanStatus::Scanning, 1000), 1000);
+        h.set_transition(Some(Resource::Build), Some(Transition::Time { seconds: 5 }));
         assert_eq!(h.due(&cfg, BuildStage::CreatingImage, 1000), 6000);
-        h.set_transition(Some(Transition::Manual));
-        assert_eq!(h.due(&cfg, BuildStage::Provisioning, 1000), MANUAL_DUE_MS);
+        assert_eq!(h.due_scan(&cfg, ScanStatus::Ingesting, 1000), 1000);
+        h.set_transition(Some(Resource::Scan), Some(Transition::Manual));
+        assert_eq!(h.due_scan(&cfg, ScanStatus::Ingesting, 1000), MANUAL_DUE_MS);
+        assert_eq!(h.due(&cfg, BuildStage::Provisioning, 1000), 6000);
+        h.set_transition(Some(Resource::Scan), None);
+        let configured = 1000 + i64::try_from(cfg.scan_seconds).unwrap() * 1000;
+        assert_eq!(h.due_scan(&cfg, ScanStatus::Scanning, 1000), configured);
         let t: Transition = serde_json::from_str(r#"{"Mode": "time", "Seconds": 3}"#).unwrap();
         assert_eq!(t, Transition::Time { seconds: 3 });
     }
@@ -340,20 +500,24 @@ mod tests {
         let mut b = sample_build("111111111111", 1, "b");
         b.source_image_id = "ami-1".into();
         let rule = |img: &str, once| OutcomeRule {
+            resource: Resource::Build,
             image_id: Some(img.into()),
             fulfillment_option_id: None,
             product_id: None,
+            access_role_arn: None,
+            tag: None,
             status: "InternalError".into(),
             error_code: None,
             message: None,
+            severity: None,
             once,
         };
         h.set_outcomes(vec![rule("ami-2", false), rule("ami-1", true)]);
-        let taken = h.take_outcome(&b).unwrap();
-        assert!(h.take_outcome(&b).is_none());
+        let taken = h.take_outcome(&b, None).unwrap();
+        assert!(h.take_outcome(&b, None).is_none());
         h.return_outcome(taken);
-        assert!(h.take_outcome(&b).is_some());
-        assert!(h.take_outcome(&b).is_none());
+        assert!(h.take_outcome(&b, None).is_some());
+        assert!(h.take_outcome(&b, None).is_none());
         assert!(rule("ami-1", false).validate().is_ok());
         assert!(OutcomeRule {
             status: "Failed".into(),
@@ -361,6 +525,87 @@ mod tests {
         }
         .validate()
         .is_err());
+    }
+
+    #[test]
+    fn scan_rules_match_by_role_product_and_tag_at_their_step() {
+        let h = Harness::default();
+        let mut s = crate::store::conformance::sample_scan("123456789012", 1, "s", "ami-1");
+        s.product_id = Some("prod-1".into());
+        let mut img = crate::world::World::demo().unwrap().images[0].clone();
+        img.tags = vec![crate::world::Tag {
+            key: "team".into(),
+            value: "blue".into(),
+        }];
+        let rule: OutcomeRule = serde_json::from_value(serde_json::json!({
+            "Resource": "scan", "AccessRoleArn": s.access_role_arn, "ProductId": "prod-1",
+            "Tag": {"Key": "team", "Value": "blue"}, "Status": "IngestionFailed",
+            "ErrorCode": "EncryptedSnapshot"}))
+        .unwrap();
+        assert!(rule.validate().is_ok());
+        h.set_outcomes(vec![rule.clone()]);
+        assert!(
+            h.take_scan_outcome(&s, None).is_none(),
+            "the tag needs the image"
+        );
+        assert!(h
+            .take_outcome(&sample_build("123456789012", 1, "b"), Some(&img))
+            .is_none());
+        assert_eq!(h.take_scan_outcome(&s, Some(&img)), Some(rule.clone()));
+        s.status = ScanStatus::Scanning;
+        assert!(
+            h.take_scan_outcome(&s, Some(&img)).is_none(),
+            "ingestion rules apply while ingesting"
+        );
+        let issues = OutcomeRule {
+            status: "IssuesFound".into(),
+            error_code: Some("MALWARE".into()),
+            severity: Some(Severity::CRITICAL),
+            ..rule.clone()
+        };
+        h.set_outcomes(vec![issues.clone()]);
+        assert_eq!(
+            h.take_scan_outcome(&s, Some(&img))
+                .and_then(|r| r.scan_outcome())
+                .map(|o| o.status),
+            Some(ScanStatus::IssuesFound)
+        );
+        for (status, code) in [
+            ("IngestionFailed", None),
+            ("IngestionFailed", Some("ScanTimedOut")),
+            ("Failed", Some("EncryptedSnapshot")),
+            ("IssuesFound", Some("NOPE")),
+            ("Succeeded", Some("InternalFailure")),
+            ("Pending", None),
+        ] {
+            let bad = OutcomeRule {
+                status: status.into(),
+                error_code: code.map(Into::into),
+                severity: None,
+                ..rule.clone()
+            };
+            assert!(bad.validate().is_err(), "{status} {code:?}");
+        }
+        assert!(OutcomeRule {
+            fulfillment_option_id: Some("fo".into()),
+            ..issues.clone()
+        }
+        .validate()
+        .is_err());
+        assert!(
+            OutcomeRule {
+                resource: Resource::Build,
+                status: "Succeeded".into(),
+                error_code: None,
+                severity: None,
+                tag: None,
+                product_id: None,
+                ..issues
+            }
+            .validate()
+            .is_err(),
+            "AccessRoleArn is for scans"
+        );
     }
 
     #[test]

@@ -380,6 +380,7 @@ pub async fn start_scans(
             previous_scan_id: None,
             latest: true,
             report: None,
+            scripted: None,
         });
     }
     if let Some(arn) = &input.sns_topic_arn {
@@ -502,6 +503,7 @@ pub async fn resubmit_scan(
         previous_scan_id: Some(previous.scan_id.clone()),
         latest: true,
         report: None,
+        scripted: None,
         ..previous.clone()
     };
     let token = token_claim(

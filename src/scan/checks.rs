@@ -603,6 +603,52 @@ pub fn evaluate(
     ScanReport { controls, findings }
 }
 
+/// The report of a scan whose outcome a test harness scripted: every control of the platform
+/// passes, except `failing` (with one finding) when given.
+#[must_use]
+pub fn scripted_report(
+    image_id: &str,
+    platform: Platform,
+    failing: Option<(&str, Severity, &str)>,
+) -> ScanReport {
+    let findings: Vec<Finding> = failing
+        .map(|(control, severity, description)| Finding {
+            finding_id: finding_id(control, "SCRIPTED_FINDING", &[]),
+            control_id: control.to_string(),
+            result: ControlResult::FAIL,
+            severity,
+            code: "SCRIPTED_FINDING".into(),
+            title: format!("Scripted finding of {control}"),
+            description: description.to_string(),
+            remediation: "This finding was scripted through the control plane (PUT /_imagebuild/outcomes); remove the rule to scan the AMI's facts.".into(),
+            scope: vec![("AMI_ID".into(), image_id.to_string())],
+            vulnerability: None,
+            exemption_id: None,
+        })
+        .into_iter()
+        .collect();
+    let mut controls: Vec<&str> = controls_for(platform);
+    if let Some((c, _, _)) = failing {
+        if !controls.contains(&c) {
+            controls.push(c);
+        }
+    }
+    ScanReport {
+        controls: controls
+            .into_iter()
+            .map(|c| ControlOutcome {
+                control_id: c.into(),
+                result: if failing.is_some_and(|(f, _, _)| f == c) {
+                    ControlResult::FAIL
+                } else {
+                    ControlResult::PASS
+                },
+            })
+            .collect(),
+        findings,
+    }
+}
+
 /// The report of a scan that failed before its controls ran: every control `NOT_EXECUTED`.
 #[must_use]
 pub fn not_executed(platform: Platform) -> ScanReport {

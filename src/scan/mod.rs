@@ -358,6 +358,23 @@ pub struct Scan {
     pub latest: bool,
     /// Controls and findings, once the scan phase ran.
     pub report: Option<ScanReport>,
+    /// A harness-scripted outcome waiting for the scan phase (set when ingestion was forced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scripted: Option<ScriptedOutcome>,
+}
+
+/// An outcome a test harness forced on a scan (`PUT /_imagebuild/outcomes`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptedOutcome {
+    /// The terminal status to reach.
+    pub status: ScanStatus,
+    /// `IngestionFailed`/`Failed`/`InternalError`: the `ScanErrorCode`; `IssuesFound`: the control
+    /// that fails.
+    pub code: Option<String>,
+    /// The error message or the finding's description.
+    pub message: Option<String>,
+    /// `IssuesFound`: the finding's severity.
+    pub severity: Option<Severity>,
 }
 
 impl Scan {

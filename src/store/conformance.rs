@@ -573,6 +573,7 @@ pub fn sample_scan(account: &str, created_ms: i64, id: &str, image: &str) -> cra
         previous_scan_id: None,
         latest: true,
         report: None,
+        scripted: None,
     }
 }
 

@@ -17,7 +17,7 @@ use crate::domain::{
     Build, BuildError, BuildStage, BuildStatus, CreatedImage, InstallerLogs, Notification,
 };
 use crate::ops::{Ctx, OpsConfig};
-use crate::scan::{checks, Scan, ScanError, ScanStatus};
+use crate::scan::{checks, Scan, ScanError, ScanStatus, ScriptedOutcome, Severity};
 use crate::store::{Effects, StoreError};
 use crate::world::{Image, Tag, World};
 
@@ -279,6 +279,79 @@ pub fn advance_scan(
     next
 }
 
+/// Computes the next state of a due scan whose outcome a harness scripted: ingestion passes (or
+/// fails with the scripted code) without looking at the role or image; the scan phase ends with
+/// the scripted status.
+#[must_use]
+pub fn scripted_scan(
+    s: &Scan,
+    outcome: &ScriptedOutcome,
+    due: &dyn Fn(ScanStatus) -> i64,
+    now: i64,
+) -> Scan {
+    let mut next = s.clone();
+    next.version = s.version + 1;
+    next.updated_ms = now;
+    next.scripted = None;
+    let error = |default: &str| {
+        let code = outcome.code.clone().unwrap_or_else(|| default.to_string());
+        ScanError {
+            message: outcome
+                .message
+                .clone()
+                .unwrap_or_else(|| format!("Scripted outcome: {code}")),
+            code,
+        }
+    };
+    let (status, error, report) = match (s.status, outcome.status) {
+        (ScanStatus::Ingesting, ScanStatus::IngestionFailed) => {
+            (ScanStatus::IngestionFailed, Some(error("")), None)
+        }
+        (ScanStatus::Ingesting, _) => {
+            next.status = ScanStatus::Scanning;
+            next.due_ms = Some(due(ScanStatus::Scanning));
+            next.scripted = Some(outcome.clone());
+            return next;
+        }
+        (_, ScanStatus::Succeeded) => (
+            ScanStatus::Succeeded,
+            None,
+            Some(checks::scripted_report(
+                &s.source_image_id,
+                s.platform,
+                None,
+            )),
+        ),
+        (_, ScanStatus::IssuesFound) => {
+            let control = outcome.code.as_deref().unwrap_or("KNOWN_VULNERABILITY");
+            let description = outcome.message.clone().unwrap_or_else(|| {
+                format!("A finding of {control} scripted through the control plane.")
+            });
+            let severity = outcome.severity.unwrap_or(Severity::HIGH);
+            (
+                ScanStatus::IssuesFound,
+                None,
+                Some(checks::scripted_report(
+                    &s.source_image_id,
+                    s.platform,
+                    Some((control, severity, &description)),
+                )),
+            )
+        }
+        (_, status) => (
+            status,
+            Some(error(crate::scan::INTERNAL_CODE)),
+            Some(checks::not_executed(s.platform)),
+        ),
+    };
+    next.status = status;
+    next.error = error;
+    next.report = report;
+    next.due_ms = None;
+    next.ended_ms = Some(now);
+    next
+}
+
 /// An image of the world, or one a build created.
 async fn image_of(
     ctx: &Ctx,
@@ -306,14 +379,19 @@ async fn tick_scans(ctx: &Ctx, now: i64) -> Result<usize, StoreError> {
     let mut advanced = 0;
     for s in due {
         let image = image_of(ctx, &world, &s.region, &s.source_image_id).await?;
-        let next = advance_scan(
-            &s,
-            &world,
-            image.as_ref(),
-            &ctx.config,
-            &|st| ctx.harness.due_scan(&ctx.config, st, now),
-            now,
-        );
+        let due = |st| ctx.harness.due_scan(&ctx.config, st, now);
+        let rule = match &s.scripted {
+            Some(_) => None,
+            None => ctx.harness.take_scan_outcome(&s, image.as_ref()),
+        };
+        let outcome = s.scripted.clone().or_else(|| {
+            rule.as_ref()
+                .and_then(crate::ops::harness::OutcomeRule::scan_outcome)
+        });
+        let next = match &outcome {
+            Some(o) => scripted_scan(&s, o, &due, now),
+            None => advance_scan(&s, &world, image.as_ref(), &ctx.config, &due, now),
+        };
         let notification = if next.status == s.status {
             None
         } else {
@@ -328,10 +406,16 @@ async fn tick_scans(ctx: &Ctx, now: i64) -> Result<usize, StoreError> {
                 advanced += 1;
                 tracing::info!(scan_id = %next.scan_id, status = next.status.as_str(), "scan advanced");
             }
-            Err(StoreError::ConditionFailed) => {
+            Err(e) => {
+                // Not applied: a once-only scripted outcome stays for the next attempt.
+                if let Some(r) = rule {
+                    ctx.harness.return_outcome(r);
+                }
+                if !matches!(e, StoreError::ConditionFailed) {
+                    return Err(e);
+                }
                 tracing::debug!(scan_id = %s.scan_id, "scan advanced elsewhere");
             }
-            Err(e) => return Err(e),
         }
     }
     Ok(advanced)
@@ -348,7 +432,7 @@ pub async fn tick(ctx: &Ctx, now: i64) -> Result<TickReport, StoreError> {
     let mut advanced = 0;
     for b in due {
         let source = image_of(ctx, &world, &b.region, &b.source_image_id).await?;
-        let rule = ctx.harness.take_outcome(&b);
+        let rule = ctx.harness.take_outcome(&b, source.as_ref());
         let Advance {
             build: next,
             image,
