@@ -23,7 +23,7 @@ use aws.protocols#awsJson1_1
 @title("AWS Marketplace AMI Scanning Service")
 service AWSMPAmiScanning {
     version: "2021-01-15"
-    operations: [DescribeScanFindings, DescribeScans, ResubmitScan, StartScans]
+    operations: [DescribeScanFindings, DescribeScans, ListImages, ResubmitScan, StartScans]
 }
 
 /// Returns the per-control results and the findings of one scan. Findings covered by an exception
@@ -56,6 +56,23 @@ operation DescribeScans {
         InvalidNextTokenException
         InvalidMaxResultsException
         InvalidFilterException
+        UnauthorizedOperationException
+    ]
+}
+
+/// Lists the AMIs the AWS account in use owns in the Region, the ones it can submit with
+/// StartScans, in ascending order of image ID, each with its latest scan (the AMI picker of the Add
+/// AMI workflow).
+@readonly
+@paginated(inputToken: "NextToken", outputToken: "NextToken", pageSize: "MaxResults", items: "Images")
+operation ListImages {
+    input: ListImagesRequest
+    output: ListImagesResult
+    errors: [
+        InternalServerErrorException
+        InvalidFilterException
+        InvalidMaxResultsException
+        InvalidNextTokenException
         UnauthorizedOperationException
     ]
 }
@@ -333,6 +350,27 @@ list ImageScanRequestList {
 
 integer Integer
 
+structure ListImagesRequest {
+    /// Filters: image-id, platform (linux, windows) and scan-status (not-scanned, or the latest
+    /// scan's status: ingesting, scanning, succeeded, issues-found, ingestion-failed, failed,
+    /// internal-error).
+    Filters: FilterList
+
+    /// The maximum number of AMIs to return (1-100, default 100).
+    MaxResults: FindingsMaxResults
+
+    /// The token for the next page of AMIs.
+    NextToken: NextToken
+}
+
+structure ListImagesResult {
+    /// One page of AMIs, in ascending order of image ID.
+    Images: SellerImageList
+
+    /// The token for the next page, if there is one.
+    NextToken: NextToken
+}
+
 @range(min: 1, max: 256)
 integer MaxResults
 
@@ -491,6 +529,34 @@ enum ScopeName {
     AMI_ID
     FILE_PATH
     PACKAGE_NAME
+}
+
+/// An AMI the seller owns.
+structure SellerImage {
+    /// The AMI's ID.
+    ImageId: String
+
+    /// The AMI's name.
+    Name: String
+
+    /// The AMI's description.
+    Description: String
+
+    /// The AMI's platform.
+    Platform: Platform
+
+    /// The AMI's architecture (x86_64, arm64, i386).
+    Architecture: String
+
+    /// The AMI's state (available, pending, failed).
+    State: String
+
+    /// The AMI's latest scan, if it was ever submitted.
+    LatestScan: ScanSummary
+}
+
+list SellerImageList {
+    member: SellerImage
 }
 
 enum Severity {

@@ -43,7 +43,7 @@ impl std::fmt::Debug for Secret {
 /// The grant of a principal whose accounts-file entry names no actions: the actions of the
 /// `AWSMarketplaceImageBuildFullAccess` managed policy that concern this service, plus the
 /// seller's scan actions (which `AWSMarketplaceSellerFullAccess` grants with `aws-marketplace:*`).
-pub const DEFAULT_GRANT: [&str; 7] = [
+pub const DEFAULT_GRANT: [&str; 8] = [
     "aws-marketplace:DescribeBuilds",
     "aws-marketplace:ListBuilds",
     "aws-marketplace:StartBuild",
@@ -51,6 +51,7 @@ pub const DEFAULT_GRANT: [&str; 7] = [
     "aws-marketplace:DescribeScans",
     "aws-marketplace:DescribeScanFindings",
     "aws-marketplace:ResubmitScan",
+    "aws-marketplace:ListImages",
 ];
 
 /// An access key and what it stands for.

@@ -5,6 +5,7 @@
 pub mod builds;
 pub mod error;
 pub mod harness;
+pub mod images;
 pub mod logs;
 pub mod paging;
 pub mod scans;

@@ -234,7 +234,7 @@ fn check_product(
     }
 }
 
-fn clip(s: &str) -> String {
+pub(crate) fn clip(s: &str) -> String {
     if s.chars().count() > 64 {
         format!("{}...", s.chars().take(64).collect::<String>())
     } else {
@@ -253,7 +253,7 @@ fn hash_json(v: &serde_json::Value) -> String {
     hex::encode(Sha256::digest(v.to_string().as_bytes()))
 }
 
-fn summary(s: &Scan) -> ScanSummaryOut {
+pub(crate) fn summary(s: &Scan) -> ScanSummaryOut {
     ScanSummaryOut {
         scan_id: s.scan_id.clone(),
         source_image_id: s.source_image_id.clone(),
@@ -657,7 +657,11 @@ fn scan_query_hash(q: &ScanQuery) -> String {
     ]))
 }
 
-fn page_size(max_results: Option<i64>, default: usize, max: i64) -> Result<usize, OpError> {
+pub(crate) fn page_size(
+    max_results: Option<i64>,
+    default: usize,
+    max: i64,
+) -> Result<usize, OpError> {
     match max_results {
         None => Ok(default),
         Some(n) if (1..=max).contains(&n) => Ok(usize::try_from(n).unwrap_or(default)),
@@ -667,7 +671,7 @@ fn page_size(max_results: Option<i64>, default: usize, max: i64) -> Result<usize
     }
 }
 
-fn bad_token() -> OpError {
+pub(crate) fn bad_token() -> OpError {
     OpError::InvalidNextTokenException("The specified next token is not valid.".into())
 }
 

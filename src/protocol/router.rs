@@ -22,17 +22,20 @@ pub enum Operation {
     DescribeScanFindings,
     /// `AWSMPAmiScanning.ResubmitScan`.
     ResubmitScan,
+    /// `AWSMPAmiScanning.ListImages`.
+    ListImages,
 }
 
 impl Operation {
     /// Every operation, for drift tests against the models.
-    pub const ALL: [Operation; 6] = [
+    pub const ALL: [Operation; 7] = [
         Operation::StartBuild,
         Operation::DescribeBuilds,
         Operation::StartScans,
         Operation::DescribeScans,
         Operation::DescribeScanFindings,
         Operation::ResubmitScan,
+        Operation::ListImages,
     ];
 
     /// The model's target prefix for this operation.
@@ -54,6 +57,7 @@ impl Operation {
             Operation::DescribeScans => "DescribeScans",
             Operation::DescribeScanFindings => "DescribeScanFindings",
             Operation::ResubmitScan => "ResubmitScan",
+            Operation::ListImages => "ListImages",
         }
     }
 

@@ -27,7 +27,7 @@ use super::{json_response, ApiError, CONTENT_TYPE};
 use crate::auth::sigv4::{SignedRequest, Verifier};
 use crate::auth::{Principal, StaticCredentials, DEV_ACCOUNT};
 use crate::model::{Invalid, Model, Violation};
-use crate::ops::{builds, scans, Caller, Ctx, OpError};
+use crate::ops::{builds, images, scans, Caller, Ctx, OpError};
 
 /// Limits and switches of the HTTP front end.
 #[derive(Debug, Clone)]
@@ -317,7 +317,10 @@ fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
 fn map_violations(op: Operation, violations: &[Violation]) -> OpError {
     if matches!(
         op,
-        Operation::DescribeBuilds | Operation::DescribeScans | Operation::DescribeScanFindings
+        Operation::DescribeBuilds
+            | Operation::DescribeScans
+            | Operation::DescribeScanFindings
+            | Operation::ListImages
     ) {
         if let Some(v) = violations.iter().find(|v| v.member == "MaxResults") {
             return OpError::InvalidMaxResultsException(v.message.clone());
@@ -369,6 +372,9 @@ async fn dispatch(
         ),
         Operation::ResubmitScan => {
             serde_json::to_string(&scans::resubmit_scan(ctx, caller, decode(value)?).await?)
+        }
+        Operation::ListImages => {
+            serde_json::to_string(&images::list_images(ctx, caller, decode(value)?).await?)
         }
     };
     out.map_err(|e| OpError::InternalServerErrorException(e.to_string()).into())

@@ -162,3 +162,44 @@ def test_findings_paging_and_modeled_errors(start_server):
         scans.describe_scan_findings(ScanId=sid, Filters=[{"Name": "control-id", "Values": ["NOPE"]}])
     with pytest.raises(scans.exceptions.ImageLimitExceededException):
         scans.start_scans(Images=[{"SourceImageId": f"ami-{i:08x}", "AccessRoleArn": ROLE} for i in range(26)])
+
+
+def test_list_images_is_the_ami_picker(scan_server, scans):
+    """ListImages: the caller's AMIs by id, with their latest scan, filters, paging and a
+    build-created AMI."""
+    from conftest import GOOD_FO, LINUX_AMI, make_client, wait_scans, wait_terminal
+    everything = [i for page in scans.get_paginator("list_images").paginate(PaginationConfig={"PageSize": 5})
+                  for i in page["Images"]]
+    ids = [i["ImageId"] for i in everything]
+    assert ids == sorted(ids) and len(ids) == len(set(ids)) == 17
+    first = scans.list_images(MaxResults=5)
+    assert len(first["Images"]) == 5 and "NextToken" in first
+    assert {i["Platform"] for i in everything} == {"Linux", "Windows"}
+    windows = scans.list_images(Filters=[{"Name": "platform", "Values": ["windows"]}])["Images"]
+    assert [i["ImageId"] for i in windows] == ["ami-0a5ca0000000000a4", "ami-0b1b2c3d4e5f60718"]
+    assert all("LatestScan" not in i for i in everything)
+    # a scanned AMI shows its latest scan; scan-status filters by it
+    sid = scans.start_scans(Images=[{"SourceImageId": LINUX_AMI, "AccessRoleArn": ROLE,
+                                     "OsUserName": "ubuntu"}])["Scans"][0]["ScanId"]
+    wait_scans(scans, [sid])
+    done = scans.list_images(Filters=[{"Name": "scan-status", "Values": ["succeeded"]}])["Images"]
+    assert [(i["ImageId"], i["LatestScan"]["ScanId"], i["LatestScan"]["Status"]) for i in done] == [
+        (LINUX_AMI, sid, "Succeeded")]
+    never = scans.list_images(Filters=[{"Name": "scan-status", "Values": ["not-scanned"]}], MaxResults=100)["Images"]
+    assert len(never) == 16 and LINUX_AMI not in [i["ImageId"] for i in never]
+    # an AMI the caller's build created is listed too
+    builds = make_client(scan_server.endpoint)
+    build_id = builds.start_build(FulfillmentOptionIds=[GOOD_FO], SourceImageId=LINUX_AMI,
+                                  DestinationImageName="built for scanning")["BuildId"]
+    created = wait_terminal(builds, build_id)["DestinationImage"]["Id"]
+    listed = scans.list_images(Filters=[{"Name": "image-id", "Values": [created]}])["Images"]
+    assert [(i["ImageId"], i["Name"]) for i in listed] == [(created, "built for scanning")]
+    # bad input: modeled errors
+    with pytest.raises(scans.exceptions.InvalidFilterException, match="Valid values are: not-scanned, ingesting"):
+        scans.list_images(Filters=[{"Name": "scan-status", "Values": ["done"]}])
+    with pytest.raises(scans.exceptions.InvalidFilterException):
+        scans.list_images(Filters=[{"Name": "owner", "Values": ["me"]}])
+    with pytest.raises(scans.exceptions.InvalidMaxResultsException):
+        scans.list_images(MaxResults=101)
+    with pytest.raises(scans.exceptions.InvalidNextTokenException):
+        scans.list_images(NextToken=first["NextToken"], Filters=[{"Name": "platform", "Values": ["linux"]}])
