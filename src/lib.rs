@@ -10,6 +10,7 @@ pub mod app;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod control;
 pub mod domain;
 pub mod model;

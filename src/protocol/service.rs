@@ -1,7 +1,8 @@
 //! The request pipeline, in the order AWS applies it:
 //!
 //! 1. request id and tracing span;
-//! 2. reserved paths (`/_imagebuild/…`) go to the control plane;
+//! 2. reserved paths go elsewhere: `/_imagebuild/…` to the control plane, `/console/…` to the
+//!    embedded console's files;
 //! 3. method must be POST; 4. `X-Amz-Target` names a known operation;
 //! 5. path `/` and `Content-Type: application/x-amz-json-1.1`;
 //! 6. body read with a size cap and a time limit;
@@ -87,6 +88,9 @@ impl Service {
         async move {
             if req.uri().path().starts_with(crate::control::PREFIX) {
                 return crate::control::handle(&self.ctx, req, &request_id).await;
+            }
+            if crate::console::owns(req.uri().path()) {
+                return crate::console::handle(req.method(), req.uri().path());
             }
             match self.pipeline(req, &request_id).await {
                 Ok(resp) => resp,
