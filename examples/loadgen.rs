@@ -75,6 +75,13 @@ fn make_request(host: &str, op: &str, max_results: u32, i: u64) -> hyper::Reques
                 uuid::Uuid::new_v4()
             ),
         ),
+        "start-scan" => signed(
+            host,
+            "aws-marketplace",
+            "AWSMPAmiScanning.StartScans",
+            "application/x-amz-json-1.1",
+            r#"{"Images": [{"SourceImageId": "ami-0a1b2c3d4e5f60718", "OsUserName": "ubuntu", "AccessRoleArn": "arn:aws:iam::123456789012:role/MarketplaceAmiIngestion"}]}"#.into(),
+        ),
         "dynamodb-getitem" => signed(host, "dynamodb", "DynamoDB_20120810.GetItem", "application/x-amz-json-1.0", r#"{"TableName": "bench", "Key": {"pk": {"S": "k1"}}}"#.into()),
         "unsigned" => hyper::Request::builder().method("POST").uri("/").header("host", host).body(Full::new(Bytes::from_static(b"{}"))).unwrap(),
         other => panic!("unknown op {other}"),
@@ -151,8 +158,23 @@ async fn run(endpoint: &str, op: &str, concurrency: usize, requests: u64, max_re
     );
 }
 
-/// Reset + StartBuild + advance to a terminal status, through the control plane, N times.
-async fn harness(endpoint: &str, token: &str, n: usize) {
+/// Reset + StartBuild (or StartScans) + advance to a terminal status, through the control
+/// plane, N times.
+async fn harness(endpoint: &str, token: &str, n: usize, kind: &str) {
+    let scan = kind == "scan";
+    let (start_op, id_field, steps) = if scan {
+        ("start-scan", "ScanId", 2)
+    } else {
+        ("start", "BuildId", 3)
+    };
+    let id_of = |v: &serde_json::Value| -> Option<String> {
+        let id = if scan {
+            &v["Scans"][0]["ScanId"]
+        } else {
+            &v["BuildId"]
+        };
+        id.as_str().map(str::to_string)
+    };
     let host = endpoint
         .trim_start_matches("http://")
         .trim_end_matches('/')
@@ -186,17 +208,17 @@ async fn harness(endpoint: &str, token: &str, n: usize) {
         let _ = r.into_body().collect().await;
         sender.ready().await.unwrap();
         let r = sender
-            .send_request(make_request(&host, "start", 25, i as u64))
+            .send_request(make_request(&host, start_op, 25, i as u64))
             .await
             .unwrap();
         let body = r.into_body().collect().await.unwrap().to_bytes();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        let id = v["BuildId"].as_str().expect("a build id").to_string();
+        let id = id_of(&v).expect("an id");
         sender.ready().await.unwrap();
         let r = sender
             .send_request(control(
                 "advance",
-                format!("{{\"BuildId\": \"{id}\", \"Steps\": 3}}"),
+                format!("{{\"{id_field}\": \"{id}\", \"Steps\": {steps}}}"),
             ))
             .await
             .unwrap();
@@ -208,7 +230,7 @@ async fn harness(endpoint: &str, token: &str, n: usize) {
     lat.sort_unstable();
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)] as f64 / 1000.0;
     println!(
-        "harness iterations={n} reset+start+advance-to-Succeeded p50_ms={:.3} p99_ms={:.3}",
+        "harness kind={kind} iterations={n} reset+start+advance-to-Succeeded p50_ms={:.3} p99_ms={:.3}",
         pct(0.5),
         pct(0.99)
     );
@@ -262,7 +284,10 @@ async fn main() {
             run(&args[1], &args[2], args[3].parse().unwrap(), args[4].parse().unwrap(), max_results).await;
         }
         Some("startup") => startup(&args[1], &args[2..]).await,
-        Some("harness") => harness(&args[1], &args[2], args[3].parse().unwrap()).await,
+        Some("harness") => {
+            let kind = args.get(4).map_or("build", String::as_str);
+            harness(&args[1], &args[2], args[3].parse().unwrap(), kind).await;
+        }
         _ => eprintln!("usage: loadgen run ENDPOINT OP CONCURRENCY REQUESTS [MAX_RESULTS] | loadgen startup BIN ARGS…"),
     }
 }

@@ -9,6 +9,7 @@ import urllib.error
 from pathlib import Path
 
 import pytest
+from botocore import xform_name
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "harness"))
@@ -99,16 +100,17 @@ def test_every_scan_status_and_error_code(imagebuild):
     assert codes == enum(SCANS, "ScanErrorCode")
 
 
+INPUTS = {
+    "StartBuild": {"FulfillmentOptionIds": [FO], "SourceImageId": AMI, "DestinationImageName": "x"},
+    "StartScans": {"Images": [{"SourceImageId": AMI, "AccessRoleArn": ROLE, "OsUserName": "ubuntu"}]},
+    "DescribeScanFindings": {"ScanId": "00000000-0000-0000-0000-000000000000"},
+    "ResubmitScan": {"ScanId": "00000000-0000-0000-0000-000000000000"},
+}
+
+
 def call(client, op):
     """A call of `op` with input that is valid on its own (the fault decides the answer)."""
-    if op == "StartBuild":
-        return client.start_build(FulfillmentOptionIds=[FO], SourceImageId=AMI, DestinationImageName="x")
-    if op == "StartScans":
-        return client.start_scans(Images=[{"SourceImageId": AMI, "AccessRoleArn": ROLE, "OsUserName": "ubuntu"}])
-    if op in ("DescribeScanFindings", "ResubmitScan"):
-        return getattr(client, "describe_scan_findings" if op == "DescribeScanFindings" else "resubmit_scan")(
-            ScanId="00000000-0000-0000-0000-000000000000")
-    return getattr(client, "describe_builds" if op == "DescribeBuilds" else "describe_scans")()
+    return getattr(client, xform_name(op))(**INPUTS.get(op, {}))
 
 
 @pytest.mark.parametrize("service_model,service", [(BUILDS, "marketplaceimagebuild"), (SCANS, "marketplaceamiscanning")])
