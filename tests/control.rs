@@ -564,6 +564,11 @@ async fn scan_state(app: &TestApp, id: &str) -> Value {
     r.body["Scans"][0].clone()
 }
 
+/// `POST /_imagebuild/advance` with `body`.
+async fn advance(app: &TestApp, body: Value) -> (u16, Value) {
+    control(app, "POST", "advance", Some(TOKEN), &body.to_string()).await
+}
+
 #[tokio::test]
 async fn scans_follow_their_own_transitions_advance_and_scripted_outcomes() {
     let app = spawn(ServeConfig::for_test()).await;
@@ -590,53 +595,25 @@ async fn scans_follow_their_own_transitions_advance_and_scripted_outcomes() {
     let b = app.wait_terminal(b.body["BuildId"].as_str().unwrap()).await;
     assert_eq!(b["Status"], "Succeeded");
     assert_eq!(scan_state(&app, &id).await["Status"], "Ingesting");
-    let (s, out) = control(
-        &app,
-        "POST",
-        "advance",
-        Some(TOKEN),
-        &json!({"ScanId": id}).to_string(),
-    )
-    .await;
+    let (s, out) = advance(&app, json!({"ScanId": id})).await;
     assert_eq!((s, out["Status"].as_str()), (200, Some("Scanning")));
     assert_eq!(scan_state(&app, &id).await["Status"], "Scanning");
-    let (_, out) = control(
-        &app,
-        "POST",
-        "advance",
-        Some(TOKEN),
-        &json!({"ScanId": id}).to_string(),
-    )
-    .await;
+    let (_, out) = advance(&app, json!({"ScanId": id})).await;
     assert_eq!(out["Status"], "Succeeded");
-    let (s, out) = control(
-        &app,
-        "POST",
-        "advance",
-        Some(TOKEN),
-        &json!({"ScanId": id}).to_string(),
-    )
-    .await;
+    let (s, out) = advance(&app, json!({"ScanId": id})).await;
     assert_eq!(
         (s, out["__type"].as_str()),
         (409, Some("InvalidStateException"))
     );
     for bad in [json!({}), json!({"ScanId": id, "BuildId": "x"})] {
-        let (s, out) = control(&app, "POST", "advance", Some(TOKEN), &bad.to_string()).await;
+        let (s, out) = advance(&app, bad.clone()).await;
         assert_eq!(
             (s, out["__type"].as_str()),
             (400, Some("ValidationException")),
             "{bad}"
         );
     }
-    let (s, _) = control(
-        &app,
-        "POST",
-        "advance",
-        Some(TOKEN),
-        r#"{"ScanId": "nope"}"#,
-    )
-    .await;
+    let (s, _) = advance(&app, json!({"ScanId": "nope"})).await;
     assert_eq!(s, 404);
     let (s, out) = control(
         &app,
@@ -694,14 +671,7 @@ async fn scans_follow_their_own_transitions_advance_and_scripted_outcomes() {
         let r = app.scan_call("StartScans", body).await;
         assert_eq!(r.status, 200, "{:?}", r.body);
         let id = r.body["Scans"][0]["ScanId"].as_str().unwrap().to_string();
-        let (_, out) = control(
-            &app,
-            "POST",
-            "advance",
-            Some(TOKEN),
-            &json!({"ScanId": id, "Steps": 2}).to_string(),
-        )
-        .await;
+        let (_, out) = advance(&app, json!({"ScanId": id, "Steps": 2})).await;
         let scan = scan_state(&app, &id).await;
         assert_eq!(out["Status"], scan["Status"]);
         seen.push((
