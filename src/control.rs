@@ -541,6 +541,85 @@ fn transitions_json(ctx: &Ctx) -> Value {
 
 type ControlResult<T> = Result<T, Response<Full<Bytes>>>;
 
+/// A build or a scan, as `advance` sees it.
+enum Record {
+    Build(Box<crate::domain::Build>),
+    Scan(Box<crate::scan::Scan>),
+}
+
+impl Record {
+    async fn load(
+        ctx: &Ctx,
+        kind: Resource,
+        id: &str,
+    ) -> Result<Option<Self>, crate::store::StoreError> {
+        Ok(match kind {
+            Resource::Build => ctx
+                .store
+                .get_build(id)
+                .await?
+                .map(|b| Record::Build(Box::new(b))),
+            Resource::Scan => ctx
+                .store
+                .get_scan(id)
+                .await?
+                .map(|s| Record::Scan(Box::new(s))),
+        })
+    }
+
+    fn status(&self) -> &'static str {
+        match self {
+            Record::Build(b) => b.status.as_str(),
+            Record::Scan(s) => s.status.as_str(),
+        }
+    }
+
+    fn is_terminal(&self) -> bool {
+        match self {
+            Record::Build(b) => b.status.is_terminal(),
+            Record::Scan(s) => s.status.is_terminal(),
+        }
+    }
+
+    /// Due at `now`: a version-fenced write the worker's next step picks up.
+    async fn make_due(&self, ctx: &Ctx, now: i64) -> Result<(), crate::store::StoreError> {
+        match self {
+            Record::Build(b) => {
+                let mut due = (**b).clone();
+                due.due_ms = Some(now);
+                due.version = b.version + 1;
+                ctx.store
+                    .update_build(&due, b.version, &crate::store::Effects::default())
+                    .await
+            }
+            Record::Scan(s) => {
+                let mut due = (**s).clone();
+                due.due_ms = Some(now);
+                due.version = s.version + 1;
+                ctx.store.update_scan(&due, s.version, None).await
+            }
+        }
+    }
+
+    /// The answer of `advance`.
+    fn view(&self) -> Value {
+        let (mut out, error) = match self {
+            Record::Build(b) => (
+                json!({"BuildId": b.build_id, "Status": self.status(), "Stage": format!("{:?}", b.stage)}),
+                b.error.as_ref().map(|e| e.code.clone()),
+            ),
+            Record::Scan(s) => (
+                json!({"ScanId": s.scan_id, "Status": self.status()}),
+                s.error.as_ref().map(|e| e.code.clone()),
+            ),
+        };
+        if let Some(code) = error {
+            out["ErrorCode"] = json!(code);
+        }
+        out
+    }
+}
+
 /// Advances one build or scan by one step; its state after the step, and whether that is final.
 async fn advance_one(
     ctx: &Ctx,
@@ -557,83 +636,26 @@ async fn advance_one(
             request_id,
         )
     };
-    let finished = |status: &str| {
-        control_error(
+    let record = Record::load(ctx, kind, id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(missing)?;
+    if record.is_terminal() {
+        return Err(control_error(
             StatusCode::CONFLICT,
             "InvalidStateException",
-            format!("{} {id} is already {status}", kind.as_str()),
+            format!("{} {id} is already {}", kind.as_str(), record.status()),
             request_id,
-        )
-    };
+        ));
+    }
     let now = ctx.clock.now_ms();
-    // Make it due now (a version-fenced write), then run the worker's step.
-    match kind {
-        Resource::Build => {
-            let build = ctx
-                .store
-                .get_build(id)
-                .await
-                .map_err(internal)?
-                .ok_or_else(missing)?;
-            if build.status.is_terminal() {
-                return Err(finished(build.status.as_str()));
-            }
-            let mut due = build.clone();
-            due.due_ms = Some(now);
-            due.version = build.version + 1;
-            ctx.store
-                .update_build(&due, build.version, &crate::store::Effects::default())
-                .await
-                .map_err(internal)?;
-        }
-        Resource::Scan => {
-            let scan = ctx
-                .store
-                .get_scan(id)
-                .await
-                .map_err(internal)?
-                .ok_or_else(missing)?;
-            if scan.status.is_terminal() {
-                return Err(finished(scan.status.as_str()));
-            }
-            let mut due = scan.clone();
-            due.due_ms = Some(now);
-            due.version = scan.version + 1;
-            ctx.store
-                .update_scan(&due, scan.version, None)
-                .await
-                .map_err(internal)?;
-        }
-    }
+    record.make_due(ctx, now).await.map_err(internal)?;
     crate::worker::tick(ctx, now).await.map_err(internal)?;
-    match kind {
-        Resource::Build => {
-            let b = ctx
-                .store
-                .get_build(id)
-                .await
-                .map_err(internal)?
-                .ok_or_else(missing)?;
-            let mut out = json!({"BuildId": id, "Status": b.status.as_str(), "Stage": format!("{:?}", b.stage)});
-            if let Some(e) = &b.error {
-                out["ErrorCode"] = json!(e.code);
-            }
-            Ok((out, b.status.is_terminal()))
-        }
-        Resource::Scan => {
-            let s = ctx
-                .store
-                .get_scan(id)
-                .await
-                .map_err(internal)?
-                .ok_or_else(missing)?;
-            let mut out = json!({"ScanId": id, "Status": s.status.as_str()});
-            if let Some(e) = &s.error {
-                out["ErrorCode"] = json!(e.code);
-            }
-            Ok((out, s.status.is_terminal()))
-        }
-    }
+    let after = Record::load(ctx, kind, id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(missing)?;
+    Ok((after.view(), after.is_terminal()))
 }
 
 /// Handles a request under `PREFIX`.
