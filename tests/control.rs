@@ -705,6 +705,26 @@ async fn scans_follow_their_own_transitions_advance_and_scripted_outcomes() {
     );
     let (_, state) = control(&app, "GET", "harness", None, "").await;
     assert_eq!(state["Outcomes"], json!([]), "once-only rules are consumed");
+    // DELETE with a Resource clears that kind only
+    control(
+        &app,
+        "POST",
+        "transitions",
+        Some(TOKEN),
+        r#"{"Mode": "immediate"}"#,
+    )
+    .await;
+    let (s, t) = control(
+        &app,
+        "DELETE",
+        "transitions",
+        Some(TOKEN),
+        r#"{"Resource": "build"}"#,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(t["Transitions"]["build"], Value::Null);
+    assert_eq!(t["Transitions"]["scan"]["Mode"], "immediate");
     // every transition cleared: scans take the configured (zero) stage lengths again
     control(&app, "DELETE", "transitions", Some(TOKEN), "{}").await;
     let (_, state) = control(&app, "GET", "harness", None, "").await;
