@@ -162,6 +162,7 @@ impl App {
             topics: sns
                 .clone()
                 .map(|s| s as Arc<dyn crate::ops::TopicDirectory>),
+            pages: crate::ops::page_cache::PageCache::new(config.response_cache_entries),
         });
         let model = Model::parse(IMAGE_BUILD_MODEL)?;
         let credentials = match &config.accounts {

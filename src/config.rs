@@ -145,6 +145,10 @@ pub struct ServeConfig {
         allow_hyphen_values = true
     )]
     pub clock_offset_seconds: i64,
+    /// Rendered DescribeBuilds answers kept for reuse by identical requests (pollers, waiters)
+    /// until the next write or the next second; 0 turns the reuse off.
+    #[arg(long, env = "IMAGEBUILD_RESPONSE_CACHE_ENTRIES", default_value_t = 128)]
+    pub response_cache_entries: usize,
     /// Most connections served at once; more wait to be accepted.
     #[arg(long, env = "IMAGEBUILD_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
@@ -196,6 +200,7 @@ impl ServeConfig {
             scan_timeout_seconds: 1800,
             max_body_bytes: 1024 * 1024,
             max_connections: 1024,
+            response_cache_entries: 128,
             header_timeout_ms: 10_000,
             body_timeout_ms: 30_000,
             clock_offset_seconds: 0,

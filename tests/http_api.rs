@@ -1017,3 +1017,35 @@ async fn random_bodies_get_modeled_errors_never_panics() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn repeated_describe_builds_shows_every_write_at_once() {
+    // The same request bytes within one second (the clock never moves): whatever answer the
+    // service reuses, each write — a new build, the worker's status change — shows at once.
+    let app = spawn_with_clock(cfg(), manual_clock()).await;
+    let poll = json!({"MaxResults": 5});
+    let first = app.call("DescribeBuilds", poll.clone()).await;
+    assert_eq!(first.body["Builds"], json!([]));
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        let r = app.call("StartBuild", start_body(GOOD_FO, LINUX_AMI)).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        ids.push(r.body["BuildId"].as_str().unwrap().to_string());
+        let page = app.call("DescribeBuilds", poll.clone()).await;
+        let listed: Vec<&str> = page.body["Builds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["BuildId"].as_str().unwrap())
+            .collect();
+        assert_eq!(listed.len(), n, "{listed:?}");
+        assert!(ids.iter().all(|id| listed.contains(&id.as_str())));
+    }
+    for id in &ids {
+        assert_eq!(app.wait_terminal(id).await["Status"], "Succeeded");
+    }
+    let page = app.call("DescribeBuilds", poll).await;
+    for b in page.body["Builds"].as_array().unwrap() {
+        assert_eq!(b["Status"], "Succeeded", "{b}");
+    }
+}

@@ -823,3 +823,24 @@ async fn scan_requests_are_validated_against_the_companion_model() {
         .await;
     assert_eq!(r.error_type(), "UnknownOperationException");
 }
+
+#[tokio::test]
+async fn the_same_describe_bytes_from_another_account_get_that_accounts_answer() {
+    // Alice's answer is rendered (and may be kept for reuse); Bob then sends the very same
+    // bytes in the same second with no write in between and must see only his own builds.
+    let (mut app, _dir) = secured(|c| c).await;
+    let started = app
+        .call("StartBuild", start_body(GOOD_FO, PUBLIC_AMI))
+        .await;
+    assert_eq!(started.status, 200, "{:?}", started.body);
+    let poll = json!({"MaxResults": 7});
+    for _ in 0..3 {
+        let alice = app.call("DescribeBuilds", poll.clone()).await;
+        assert_eq!(alice.body["Builds"].as_array().unwrap().len(), 1);
+    }
+    app.access_key = BOB.0.into();
+    app.secret = BOB.1.into();
+    let bob = app.call("DescribeBuilds", poll).await;
+    assert_eq!(bob.status, 200, "{:?}", bob.body);
+    assert_eq!(bob.body["Builds"], json!([]));
+}

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::page_cache::PageKey;
 use super::paging::{self, Binding};
 use super::{Caller, Ctx, OpError};
 use crate::domain::{Build, BuildStage, BuildStatus, Notification, ProductRef};
@@ -618,6 +619,50 @@ pub async fn describe_builds(
     caller: &Caller,
     input: DescribeBuildsInput,
 ) -> Result<DescribeBuildsOutput, OpError> {
+    describe_builds_at(ctx, caller, input, ctx.clock.now_ms()).await
+}
+
+/// DescribeBuilds rendered as its JSON answer, reusing the answer to the same request `body`
+/// when the store has not been written since and the clock is in the same second (see
+/// `page_cache`): the bytes are then exactly those a fresh render would give.
+///
+/// # Errors
+/// The modeled DescribeBuilds errors.
+pub async fn describe_builds_json(
+    ctx: &Ctx,
+    caller: &Caller,
+    body: &bytes::Bytes,
+    input: DescribeBuildsInput,
+) -> Result<bytes::Bytes, OpError> {
+    // The generation is read before the listing: a write committed after this point gives
+    // the next reader another generation, so this render is never reused past it.
+    let generation = ctx.store.generation().filter(|_| ctx.pages.enabled());
+    let now = ctx.clock.now_ms();
+    let second = now / 1000;
+    let key = generation
+        .and_then(|_| PageKey::new(&caller.account, &caller.region, &caller.base_url, body));
+    if let (Some(g), Some(k)) = (generation, &key) {
+        if let Some(hit) = ctx.pages.get(k, g, second) {
+            return Ok(hit);
+        }
+    }
+    let out = describe_builds_at(ctx, caller, input, now).await?;
+    let answer = bytes::Bytes::from(
+        serde_json::to_vec(&out)
+            .map_err(|e| OpError::InternalServerErrorException(e.to_string()))?,
+    );
+    if let (Some(g), Some(k)) = (generation, key) {
+        ctx.pages.put(k, g, second, answer.clone());
+    }
+    Ok(answer)
+}
+
+async fn describe_builds_at(
+    ctx: &Ctx,
+    caller: &Caller,
+    input: DescribeBuildsInput,
+    now: i64,
+) -> Result<DescribeBuildsOutput, OpError> {
     let limit = match input.max_results {
         None => ctx.config.default_page_size,
         Some(n) if (1..=256).contains(&n) => usize::try_from(n).unwrap_or(256),
@@ -635,7 +680,6 @@ pub async fn describe_builds(
         region: &caller.region,
         query_hash: &qh,
     };
-    let now = ctx.clock.now_ms();
     let after = match &input.next_token {
         None => None,
         Some(t) => Some(
@@ -730,6 +774,7 @@ mod tests {
             paging_keys: vec![vec![1; 32]],
             url_signer: crate::ops::logs::UrlSigner::new(&[vec![2; 32]]),
             topics: None,
+            pages: crate::ops::page_cache::PageCache::new(0),
         }
     }
 

@@ -7,6 +7,7 @@ pub mod error;
 pub mod harness;
 pub mod images;
 pub mod logs;
+pub mod page_cache;
 pub mod paging;
 pub mod scans;
 
@@ -115,6 +116,8 @@ pub struct Ctx {
     pub harness: harness::Harness,
     /// The SNS endpoint's topics, when one is configured (else the world's).
     pub topics: Option<std::sync::Arc<dyn TopicDirectory>>,
+    /// Rendered DescribeBuilds answers, reused until the next write or second.
+    pub pages: page_cache::PageCache,
 }
 
 impl Ctx {

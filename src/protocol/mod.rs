@@ -83,8 +83,12 @@ impl From<crate::auth::AuthError> for ApiError {
 
 /// A JSON response with the protocol's headers.
 #[must_use]
-pub fn json_response(status: StatusCode, body: String, request_id: &str) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+pub fn json_response(
+    status: StatusCode,
+    body: impl Into<Bytes>,
+    request_id: &str,
+) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(body.into()));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(

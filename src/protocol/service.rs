@@ -218,7 +218,7 @@ impl Service {
                 });
             }
         }
-        let out = dispatch(&self.ctx, &caller, op, value).await?;
+        let out = dispatch(&self.ctx, &caller, op, &body, value).await?;
         Ok(json_response(StatusCode::OK, out, request_id))
     }
 
@@ -356,30 +356,32 @@ async fn dispatch(
     ctx: &Ctx,
     caller: &Caller,
     op: Operation,
+    body: &Bytes,
     value: Value,
-) -> Result<String, ApiError> {
+) -> Result<Bytes, ApiError> {
     let out = match op {
         Operation::StartBuild => {
-            serde_json::to_string(&builds::start_build(ctx, caller, decode(value)?).await?)
+            serde_json::to_vec(&builds::start_build(ctx, caller, decode(value)?).await?)
         }
         Operation::DescribeBuilds => {
-            serde_json::to_string(&builds::describe_builds(ctx, caller, decode(value)?).await?)
+            return Ok(builds::describe_builds_json(ctx, caller, body, decode(value)?).await?);
         }
         Operation::StartScans => {
-            serde_json::to_string(&scans::start_scans(ctx, caller, decode(value)?).await?)
+            serde_json::to_vec(&scans::start_scans(ctx, caller, decode(value)?).await?)
         }
         Operation::DescribeScans => {
-            serde_json::to_string(&scans::describe_scans(ctx, caller, decode(value)?).await?)
+            serde_json::to_vec(&scans::describe_scans(ctx, caller, decode(value)?).await?)
         }
-        Operation::DescribeScanFindings => serde_json::to_string(
-            &scans::describe_scan_findings(ctx, caller, decode(value)?).await?,
-        ),
+        Operation::DescribeScanFindings => {
+            serde_json::to_vec(&scans::describe_scan_findings(ctx, caller, decode(value)?).await?)
+        }
         Operation::ResubmitScan => {
-            serde_json::to_string(&scans::resubmit_scan(ctx, caller, decode(value)?).await?)
+            serde_json::to_vec(&scans::resubmit_scan(ctx, caller, decode(value)?).await?)
         }
         Operation::ListImages => {
-            serde_json::to_string(&images::list_images(ctx, caller, decode(value)?).await?)
+            serde_json::to_vec(&images::list_images(ctx, caller, decode(value)?).await?)
         }
     };
-    out.map_err(|e| OpError::InternalServerErrorException(e.to_string()).into())
+    out.map(Bytes::from)
+        .map_err(|e| OpError::InternalServerErrorException(e.to_string()).into())
 }

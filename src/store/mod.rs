@@ -398,4 +398,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Adds a new newest key for `purpose`; older keys stay for their grace period.
     async fn rotate_key(&self, purpose: &str, now_ms: i64) -> Result<SigningKey, StoreError>;
+
+    /// A number that changes after every committed write this store could have seen, read before
+    /// a listing so that an answer rendered from it can be reused until the next write; `None`
+    /// when others write the same data unseen (a shared store), which turns such reuse off.
+    fn generation(&self) -> Option<u64> {
+        None
+    }
 }

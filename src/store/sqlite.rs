@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -106,6 +107,10 @@ struct Inner {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     decoded: Mutex<DecodedCache>,
+    /// Bumped after every write transaction (see `Store::generation`).
+    generation: AtomicU64,
+    /// Held for the store's life: one process per data dir (`None` in memory).
+    _dir_lock: Option<std::fs::File>,
 }
 
 /// The SQLite-backed store.
@@ -117,6 +122,30 @@ pub struct SqliteStore {
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+/// Takes an exclusive lock on `DIR/imagebuild.lock`, released when the process ends (even by
+/// SIGKILL). Two servers on one data dir would each believe their caches; the second refuses.
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File, StoreError> {
+    let path = dir.join("imagebuild.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Unavailable(format!(
+            "data dir {} is in use by another imagebuild process (it holds {})",
+            dir.display(),
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Unavailable(format!(
+            "cannot lock {}: {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -133,6 +162,7 @@ impl SqliteStore {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Unavailable(format!("cannot create data dir {}: {e}", dir.display()))
         })?;
+        let dir_lock = lock_data_dir(dir)?;
         let path = dir.join("imagebuild.db");
         let writer = Connection::open(&path).map_err(unavailable)?;
         configure(&writer, true)?;
@@ -148,6 +178,8 @@ impl SqliteStore {
                 writer: Mutex::new(writer),
                 readers: Mutex::new(readers),
                 decoded: Mutex::default(),
+                generation: AtomicU64::new(0),
+                _dir_lock: Some(dir_lock),
             }),
         })
     }
@@ -164,6 +196,8 @@ impl SqliteStore {
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
                 decoded: Mutex::default(),
+                generation: AtomicU64::new(0),
+                _dir_lock: None,
             }),
         })
     }
@@ -195,7 +229,10 @@ impl SqliteStore {
                 .writer
                 .lock()
                 .map_err(|_| StoreError::Unavailable("writer connection poisoned".into()))?;
-            f(&mut conn)
+            let out = f(&mut conn);
+            // After the commit (inside `f`) and before the writer's caller hears of it.
+            inner.generation.fetch_add(1, Ordering::SeqCst);
+            out
         })
         .await
         .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
@@ -1302,6 +1339,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    fn generation(&self) -> Option<u64> {
+        Some(self.inner.generation.load(Ordering::SeqCst))
+    }
 }
 
 #[cfg(test)]
@@ -1353,6 +1394,30 @@ mod tests {
     }
 
     /// Every listing walks an index from the cursor (O(page)); none scans the table or sorts.
+    #[test]
+    fn one_process_per_data_dir_until_it_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = SqliteStore::open(dir.path()).unwrap();
+        let second = SqliteStore::open(dir.path()).unwrap_err().to_string();
+        assert!(
+            second.contains("in use by another imagebuild process"),
+            "{second}"
+        );
+        drop(first);
+        SqliteStore::open(dir.path()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn every_write_moves_the_generation() {
+        let store = SqliteStore::in_memory().unwrap();
+        let g0 = store.generation().unwrap();
+        store.reset(None).await.unwrap();
+        let g1 = store.generation().unwrap();
+        assert!(g1 > g0);
+        store.rotate_key("paging", 0).await.unwrap();
+        assert!(store.generation().unwrap() > g1);
+    }
+
     #[test]
     fn listings_use_indexes_not_scans_or_sorts() {
         let dir = tempfile::tempdir().unwrap();
