@@ -29,7 +29,7 @@ pub const LOG_URL_KEYS: &str = "log-url";
 /// # Errors
 /// The store cannot be opened or written.
 pub async fn rotate_keys(data_dir: &std::path::Path, now_ms: i64) -> Result<(), StartError> {
-    let store = SqliteStore::open(data_dir)?;
+    let store = SqliteStore::open_beside_server(data_dir)?;
     for purpose in [PAGING_KEYS, LOG_URL_KEYS] {
         let _ = store.signing_keys(purpose, now_ms).await?;
         let k = store.rotate_key(purpose, now_ms).await?;

@@ -154,15 +154,34 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database `imagebuild.db` in `dir`.
+    /// Opens (creating if needed) the database `imagebuild.db` in `dir` and claims the
+    /// directory for this process (`imagebuild.lock`) for as long as the store lives.
     ///
     /// # Errors
-    /// `StoreError::Unavailable` when the directory or database cannot be opened.
+    /// `StoreError::Unavailable` when the directory or database cannot be opened, or another
+    /// process has claimed the directory.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(dir, true)
+    }
+
+    /// Opens the store in `dir` without claiming it, for maintenance that writes only what a
+    /// running server reads once at start (`rotate-keys`), so it may run beside the server.
+    ///
+    /// # Errors
+    /// As `open`, except that a running server is no obstacle.
+    pub fn open_beside_server(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(dir, false)
+    }
+
+    fn open_with(dir: &Path, claim: bool) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Unavailable(format!("cannot create data dir {}: {e}", dir.display()))
         })?;
-        let dir_lock = lock_data_dir(dir)?;
+        let dir_lock = if claim {
+            Some(lock_data_dir(dir)?)
+        } else {
+            None
+        };
         let path = dir.join("imagebuild.db");
         let writer = Connection::open(&path).map_err(unavailable)?;
         configure(&writer, true)?;
@@ -179,7 +198,7 @@ impl SqliteStore {
                 readers: Mutex::new(readers),
                 decoded: Mutex::default(),
                 generation: AtomicU64::new(0),
-                _dir_lock: Some(dir_lock),
+                _dir_lock: dir_lock,
             }),
         })
     }

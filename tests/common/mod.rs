@@ -103,7 +103,37 @@ pub fn manual_clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::new(now))
 }
 
+/// A client of a server running elsewhere (another process) at `addr`, signing as the
+/// development account; `stop` only lets go of it.
+pub fn remote(addr: SocketAddr) -> TestApp {
+    TestApp {
+        addr,
+        shutdown: tokio::sync::watch::channel(false).0,
+        handle: tokio::spawn(async {}),
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        region: "us-east-1".into(),
+        access_key: ACCESS_KEY.into(),
+        secret: SECRET_KEY.into(),
+        clock: Arc::new(SystemClock),
+    }
+}
+
 impl TestApp {
+    /// Sends a request; `None` when the connection fails (the server died mid-request).
+    pub async fn try_raw(&self, req: hyper::Request<Full<Bytes>>) -> Option<Reply> {
+        let resp = self.client.request(req).await.ok()?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let raw = resp.into_body().collect().await.ok()?.to_bytes();
+        let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        Some(Reply {
+            status,
+            headers,
+            body,
+            raw,
+        })
+    }
+
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(15), self.handle).await;
