@@ -5,7 +5,14 @@
 //! ```text
 //! loadgen run ENDPOINT describe|start|dynamodb-getitem|unsigned CONCURRENCY REQUESTS [MAX_RESULTS]
 //! loadgen startup BINARY [ARGS…]        # ms from spawn to the first answered request
+//! loadgen harness ENDPOINT TOKEN N [build|scan]
+//! loadgen abuse ENDPOINT SLOW_CONNECTIONS OVERSIZED_CONCURRENCY SECONDS
 //! ```
+//!
+//! `abuse` keeps SLOW_CONNECTIONS connections that trickle their headers or body one byte a
+//! second (reopened when the server closes them), and OVERSIZED_CONCURRENCY loops sending 8 MiB
+//! bodies (declared, or chunked without a length), for SECONDS; run `run` beside it to see what
+//! well-behaved clients get meanwhile.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_precision_loss)] // benchmark tool
 
 use std::sync::Arc;
@@ -236,6 +243,116 @@ async fn harness(endpoint: &str, token: &str, n: usize, kind: &str) {
     );
 }
 
+/// One slow client: a request whose headers (odd `n`) or body (even `n`) arrive a byte a second.
+/// Returns when the server closes the connection.
+async fn slow_client(host: &str, n: usize) -> bool {
+    use tokio::io::AsyncWriteExt;
+    let Ok(mut s) = tokio::net::TcpStream::connect(host).await else {
+        return false;
+    };
+    let head = format!(
+        "POST / HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/x-amz-json-1.1\r\nx-amz-target: AWSMPImageBuilding.DescribeBuilds\r\ncontent-length: 4096\r\n"
+    );
+    let (first, trickle): (Vec<u8>, Vec<u8>) = if n % 2 == 1 {
+        (
+            head.as_bytes()[..20].to_vec(),
+            head.as_bytes()[20..].to_vec(),
+        )
+    } else {
+        (format!("{head}\r\n").into_bytes(), vec![b' '; 4096])
+    };
+    if s.write_all(&first).await.is_err() {
+        return true;
+    }
+    for b in trickle {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if s.write_all(&[b]).await.is_err() {
+            return true;
+        }
+    }
+    false
+}
+
+/// One oversized request: 8 MiB declared (odd `n`) or streamed chunked with no length. Returns
+/// the status line the server answered with, if any.
+async fn oversized(host: &str, n: usize) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(host).await.ok()?;
+    let framing = if n % 2 == 1 {
+        "content-length: 8388608".to_string()
+    } else {
+        "transfer-encoding: chunked".to_string()
+    };
+    let head = format!(
+        "POST / HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/x-amz-json-1.1\r\nx-amz-target: AWSMPImageBuilding.DescribeBuilds\r\n{framing}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.ok()?;
+    let chunk = vec![b'x'; 64 * 1024];
+    let (mut rd, mut wr) = s.into_split();
+    let writer = tokio::spawn(async move {
+        for _ in 0..128 {
+            let ok = if n % 2 == 1 {
+                wr.write_all(&chunk).await
+            } else {
+                let mut framed = format!("{:x}\r\n", chunk.len()).into_bytes();
+                framed.extend_from_slice(&chunk);
+                framed.extend_from_slice(b"\r\n");
+                wr.write_all(&framed).await
+            };
+            if ok.is_err() {
+                break;
+            }
+        }
+    });
+    let mut buf = [0u8; 64];
+    let got = tokio::time::timeout(Duration::from_secs(10), rd.read(&mut buf)).await;
+    writer.abort();
+    let line = String::from_utf8_lossy(&buf[..got.ok()?.ok()?]).to_string();
+    line.split(' ').nth(1)?.parse().ok()
+}
+
+async fn abuse(endpoint: &str, slow: usize, oversize: usize, seconds: u64) {
+    let host = endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let closed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for n in 0..slow {
+        let (host, closed) = (host.clone(), closed.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < until {
+                let run = tokio::time::timeout_at(until.into(), slow_client(&host, n));
+                if let Ok(true) = run.await {
+                    closed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    let statuses = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
+    for n in 0..oversize {
+        let (host, statuses) = (host.clone(), statuses.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut i = n;
+            while Instant::now() < until {
+                let status = oversized(&host, i).await;
+                *statuses.lock().unwrap().entry(status).or_insert(0u64) += 1;
+                i += 1;
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let statuses = statuses.lock().unwrap();
+    println!(
+        "abuse slow_connections={slow} closed_by_server={} oversized_answers={:?}",
+        closed.load(std::sync::atomic::Ordering::Relaxed),
+        *statuses
+    );
+}
+
 async fn startup(bin: &str, args: &[String]) {
     let started = Instant::now();
     let mut child = std::process::Command::new(bin)
@@ -284,6 +401,9 @@ async fn main() {
             run(&args[1], &args[2], args[3].parse().unwrap(), args[4].parse().unwrap(), max_results).await;
         }
         Some("startup") => startup(&args[1], &args[2..]).await,
+        Some("abuse") => {
+            abuse(&args[1], args[2].parse().unwrap(), args[3].parse().unwrap(), args[4].parse().unwrap()).await;
+        }
         Some("harness") => {
             let kind = args.get(4).map_or("build", String::as_str);
             harness(&args[1], &args[2], args[3].parse().unwrap(), kind).await;
