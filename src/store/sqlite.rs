@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rand::RngCore;
 use rusqlite::types::Value;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
     BuildQuery, CreateOutcome, Cursor, Effects, OutboxEntry, Page, ScanCreateOutcome, ScanPage,
@@ -109,6 +109,10 @@ struct Inner {
     decoded: Mutex<DecodedCache>,
     /// Bumped after every write transaction (see `Store::generation`).
     generation: AtomicU64,
+    /// Writes waiting for the next group commit (see `write`).
+    pending: Mutex<Vec<Job>>,
+    /// True while a committer task is draining `pending`.
+    committing: std::sync::atomic::AtomicBool,
     /// Held for the store's life: one process per data dir (`None` in memory).
     _dir_lock: Option<std::fs::File>,
 }
@@ -125,8 +129,8 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-/// Takes an exclusive lock on `DIR/imagebuild.lock`, released when the process ends (even by
-/// SIGKILL). Two servers on one data dir would each believe their caches; the second refuses.
+/// Takes an exclusive lock on `DIR/imagebuild.lock` (waiting up to a second for a holder on
+/// its way out), released when the store is dropped or the process ends (even by SIGKILL). Two servers on one data dir would each believe their caches; the second refuses.
 fn lock_data_dir(dir: &Path) -> Result<std::fs::File, StoreError> {
     let path = dir.join("imagebuild.lock");
     let file = std::fs::OpenOptions::new()
@@ -135,7 +139,26 @@ fn lock_data_dir(dir: &Path) -> Result<std::fs::File, StoreError> {
         .write(true)
         .open(&path)
         .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
-    match file.try_lock() {
+    // A previous holder may still be on its way out (a restart): give it a moment.
+    let mut waited = 0;
+    loop {
+        match file.try_lock() {
+            Err(std::fs::TryLockError::WouldBlock) if waited < 50 => {
+                waited += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break lock_outcome(other, file, dir, &path),
+        }
+    }
+}
+
+fn lock_outcome(
+    outcome: Result<(), std::fs::TryLockError>,
+    file: std::fs::File,
+    dir: &Path,
+    path: &Path,
+) -> Result<std::fs::File, StoreError> {
+    match outcome {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Unavailable(format!(
             "data dir {} is in use by another imagebuild process (it holds {})",
@@ -198,6 +221,8 @@ impl SqliteStore {
                 readers: Mutex::new(readers),
                 decoded: Mutex::default(),
                 generation: AtomicU64::new(0),
+                pending: Mutex::default(),
+                committing: std::sync::atomic::AtomicBool::new(false),
                 _dir_lock: dir_lock,
             }),
         })
@@ -216,6 +241,8 @@ impl SqliteStore {
                 readers: Mutex::new(Vec::new()),
                 decoded: Mutex::default(),
                 generation: AtomicU64::new(0),
+                pending: Mutex::default(),
+                committing: std::sync::atomic::AtomicBool::new(false),
                 _dir_lock: None,
             }),
         })
@@ -228,7 +255,7 @@ impl SqliteStore {
     /// `StoreError::Unavailable` if the transaction fails (nothing is written then).
     pub async fn import_builds(&self, builds: Vec<Build>) -> Result<(), StoreError> {
         self.write(move |conn| {
-            let tx = conn.transaction().map_err(unavailable)?;
+            let tx = conn.savepoint().map_err(unavailable)?;
             for b in &builds {
                 insert_build(&tx, b)?;
             }
@@ -237,24 +264,41 @@ impl SqliteStore {
         .await
     }
 
+    /// Runs `f` as one atomic unit of writes and answers once it is durable.
+    ///
+    /// Group commit: concurrent writes queue up; whichever blocking task next holds the writer
+    /// connection runs every queued write inside one `BEGIN IMMEDIATE … COMMIT`, each in its
+    /// own savepoint (rolled back alone if it fails), so N concurrent writers share one fsync.
+    /// Nobody hears of a write before the COMMIT that makes it durable; if the COMMIT fails,
+    /// every write of the group fails and none is acknowledged.
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = inner
-                .writer
-                .lock()
-                .map_err(|_| StoreError::Unavailable("writer connection poisoned".into()))?;
-            let out = f(&mut conn);
-            // After the commit (inside `f`) and before the writer's caller hears of it.
-            inner.generation.fetch_add(1, Ordering::SeqCst);
-            out
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let out = f(conn);
+            let ok = out.is_ok();
+            let complete: Completion = Box::new(move |committed| {
+                let _ = answer.send(committed.map_err(StoreError::Unavailable).and(out));
+            });
+            (ok, complete)
+        });
+        self.inner
+            .pending
+            .lock()
+            .map_err(|_| StoreError::Unavailable("write queue poisoned".into()))?
+            .push(job);
+        // One committer at a time drains the queue; it is started only when none is running,
+        // so concurrent writers wake one thread, not one each.
+        if !self.inner.committing.swap(true, Ordering::AcqRel) {
+            let inner = self.inner.clone();
+            tokio::task::spawn_blocking(move || inner.commit_until_empty());
+        }
+        answered.await.map_err(|_| {
+            StoreError::Unavailable("the write was not performed (see the log)".into())
+        })?
     }
 
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -295,6 +339,80 @@ impl SqliteStore {
     }
 }
 
+/// Called with the group's COMMIT outcome; sends the write's answer.
+type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// One queued write: runs on the writer connection, says whether it succeeded.
+type Job = Box<dyn FnOnce(&mut Connection) -> (bool, Completion) + Send>;
+
+impl Inner {
+    /// The committer: runs groups until the queue is empty, then steps down (and steps back up
+    /// if a write slipped in meanwhile, so no queued write is left without a committer).
+    fn commit_until_empty(&self) {
+        loop {
+            if let Err(e) = self.run_pending() {
+                tracing::error!(error = %e, "group commit failed");
+            }
+            self.committing.store(false, Ordering::Release);
+            let more = self.pending.lock().is_ok_and(|p| !p.is_empty());
+            if !more || self.committing.swap(true, Ordering::AcqRel) {
+                return;
+            }
+        }
+    }
+
+    /// Runs every queued write in one transaction (see `SqliteStore::write`).
+    fn run_pending(&self) -> Result<(), StoreError> {
+        let jobs = std::mem::take(
+            &mut *self
+                .pending
+                .lock()
+                .map_err(|_| StoreError::Unavailable("write queue poisoned".into()))?,
+        );
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        // Taken before the connection: if it is unusable, these jobs are dropped (each of
+        // their writers hears of the failure) rather than retried forever.
+        let mut conn = self
+            .writer
+            .lock()
+            .map_err(|_| StoreError::Unavailable("writer connection poisoned".into()))?;
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            // Dropping the jobs unanswered fails each of them; nothing was written.
+            tracing::error!(error = %e, writes = jobs.len(), "cannot begin a write transaction");
+            return Ok(());
+        }
+        let mut completions = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+                tracing::error!(error = %e, "cannot open a savepoint; the write is dropped");
+                continue;
+            }
+            let (ok, complete) = job(&mut conn);
+            let undo = if ok {
+                "RELEASE job"
+            } else {
+                "ROLLBACK TO job; RELEASE job"
+            };
+            if let Err(e) = conn.execute_batch(undo) {
+                tracing::error!(error = %e, "cannot close a savepoint");
+            }
+            completions.push(complete);
+        }
+        let committed = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        if committed.is_err() && !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        // After the commit and before any writer's caller hears of it.
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        drop(conn);
+        for complete in completions {
+            complete(committed.clone());
+        }
+        Ok(())
+    }
+}
+
 fn configure(conn: &Connection, writer: bool) -> Result<(), StoreError> {
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(unavailable)?;
@@ -319,7 +437,7 @@ fn encode<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
 }
 
 fn adjust_in_progress(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     account: &str,
     region: &str,
     delta: i64,
@@ -333,7 +451,7 @@ fn adjust_in_progress(
     Ok(())
 }
 
-fn insert_build(tx: &rusqlite::Transaction<'_>, b: &Build) -> Result<(), StoreError> {
+fn insert_build(tx: &Connection, b: &Build) -> Result<(), StoreError> {
     if b.status == BuildStatus::InProgress {
         adjust_in_progress(tx, &b.account, &b.region, 1)?;
     }
@@ -369,7 +487,7 @@ fn insert_build(tx: &rusqlite::Transaction<'_>, b: &Build) -> Result<(), StoreEr
     Ok(())
 }
 
-fn insert_notification(tx: &rusqlite::Transaction<'_>, n: &Notification) -> Result<(), StoreError> {
+fn insert_notification(tx: &Connection, n: &Notification) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO outbox(topic, body, created_ms) VALUES (?1, ?2, ?3)",
         params![n.topic_arn, encode(n)?, n.created_ms],
@@ -566,7 +684,7 @@ fn list_sql(
     Ok(merged)
 }
 
-fn load_keys(tx: &rusqlite::Transaction<'_>, purpose: &str) -> Result<Vec<SigningKey>, StoreError> {
+fn load_keys(tx: &Connection, purpose: &str) -> Result<Vec<SigningKey>, StoreError> {
     let mut stmt = tx
         .prepare(
             "SELECT id, value, created_ms FROM signing_keys WHERE purpose = ?1 ORDER BY id DESC",
@@ -584,12 +702,7 @@ fn load_keys(tx: &rusqlite::Transaction<'_>, purpose: &str) -> Result<Vec<Signin
     rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
 }
 
-fn add_key(
-    tx: &rusqlite::Transaction<'_>,
-    purpose: &str,
-    id: i64,
-    now_ms: i64,
-) -> Result<SigningKey, StoreError> {
+fn add_key(tx: &Connection, purpose: &str, id: i64, now_ms: i64) -> Result<SigningKey, StoreError> {
     let mut key = vec![0u8; 32];
     rand::thread_rng().fill_bytes(&mut key);
     tx.execute(
@@ -775,7 +888,7 @@ fn list_scans_sql(
     Ok(merged)
 }
 
-fn insert_scan(tx: &rusqlite::Transaction<'_>, s: &Scan) -> Result<(), StoreError> {
+fn insert_scan(tx: &Connection, s: &Scan) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO scans(scan_id, account, region, image_id, product_id, created_ms, status, latest, due_ms, version, body) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?10)",
@@ -798,7 +911,7 @@ fn insert_scan(tx: &rusqlite::Transaction<'_>, s: &Scan) -> Result<(), StoreErro
 
 /// The checks and inserts of `create_scans`, inside the caller's transaction.
 fn create_scans_tx(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     operation: &str,
     scans: &[Scan],
     token: Option<&TokenClaim>,
@@ -902,8 +1015,7 @@ impl Store for SqliteStore {
         let token = token.cloned();
         let notification = notification.cloned();
         self.write(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
+            let tx = conn.savepoint()
                 .map_err(unavailable)?;
             if let Some(t) = &token {
                 let prior: Option<(String, String)> = tx
@@ -1033,8 +1145,7 @@ impl Store for SqliteStore {
         let build = build.clone();
         let effects = effects.clone();
         self.write(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
+            let tx = conn.savepoint()
                 .map_err(unavailable)?;
             let previous: Option<String> = tx
                 .query_row(
@@ -1103,9 +1214,7 @@ impl Store for SqliteStore {
         let token = token.cloned();
         let notifications = notifications.to_vec();
         self.write(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(unavailable)?;
+            let tx = conn.savepoint().map_err(unavailable)?;
             let outcome =
                 create_scans_tx(&tx, &operation, &scans, token.as_ref(), max_in_progress)?;
             if outcome == ScanCreateOutcome::Created {
@@ -1175,8 +1284,7 @@ impl Store for SqliteStore {
         let scan = scan.clone();
         let notification = notification.cloned();
         self.write(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
+            let tx = conn.savepoint()
                 .map_err(unavailable)?;
             let changed = tx
                 .execute(
@@ -1242,7 +1350,7 @@ impl Store for SqliteStore {
         // Ids are outbox row ids; one that is not a number names no entry.
         let ids: Vec<i64> = ids.iter().filter_map(|i| i.parse().ok()).collect();
         self.write(move |conn| {
-            let tx = conn.transaction().map_err(unavailable)?;
+            let tx = conn.savepoint().map_err(unavailable)?;
             for id in ids {
                 tx.execute(
                     "UPDATE outbox SET delivered_ms = ?1 WHERE id = ?2 AND delivered_ms IS NULL",
@@ -1280,7 +1388,7 @@ impl Store for SqliteStore {
     async fn reset(&self, account: Option<&str>) -> Result<(), StoreError> {
         let account = account.map(str::to_string);
         self.write(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let tx = conn.savepoint().map_err(unavailable)?;
             match &account {
                 None => tx
                     .execute_batch(
@@ -1332,9 +1440,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<SigningKey>, StoreError> {
         let purpose = purpose.to_string();
         self.write(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(unavailable)?;
+            let tx = conn.savepoint().map_err(unavailable)?;
             let mut keys = load_keys(&tx, &purpose)?;
             if keys.is_empty() {
                 keys.push(add_key(&tx, &purpose, 1, now_ms)?);
@@ -1348,9 +1454,7 @@ impl Store for SqliteStore {
     async fn rotate_key(&self, purpose: &str, now_ms: i64) -> Result<SigningKey, StoreError> {
         let purpose = purpose.to_string();
         self.write(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(unavailable)?;
+            let tx = conn.savepoint().map_err(unavailable)?;
             let next = load_keys(&tx, &purpose)?.first().map_or(1, |k| k.id + 1);
             let key = add_key(&tx, &purpose, next, now_ms)?;
             tx.commit().map_err(unavailable)?;
@@ -1424,6 +1528,69 @@ mod tests {
         );
         drop(first);
         SqliteStore::open(dir.path()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_in_a_group_is_undone_alone() {
+        use crate::store::conformance::sample_build;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let a = sample_build("123456789012", 1, "a");
+        assert!(matches!(
+            store.create_build(&a, None, 100, None).await.unwrap(),
+            CreateOutcome::Created
+        ));
+        // In one burst: a duplicate of `a` (fails on the primary key after it has already
+        // counted itself in progress) among good writes that share its group commit.
+        let mut burst = Vec::new();
+        for (i, b) in [
+            a.clone(),
+            sample_build("123456789012", 2, "b"),
+            sample_build("123456789012", 3, "c"),
+        ]
+        .into_iter()
+        .enumerate()
+        .cycle()
+        .take(30)
+        {
+            let store = store.clone();
+            let b = if i == 0 {
+                b
+            } else {
+                sample_build(
+                    "123456789012",
+                    b.created_ms,
+                    &format!("{}-{}", b.build_id, burst.len()),
+                )
+            };
+            burst.push(tokio::spawn(async move {
+                store.create_build(&b, None, 100, None).await
+            }));
+        }
+        let mut failed = 0;
+        for t in burst {
+            match t.await.unwrap() {
+                Ok(CreateOutcome::Created) => {}
+                Err(_) => failed += 1,
+                Ok(_) => panic!("unexpected outcome"),
+            }
+        }
+        assert_eq!(failed, 10, "each duplicate fails, nothing else does");
+        // 21 builds in progress: the failed duplicates' counter increments were undone.
+        let extra = sample_build("123456789012", 9, "limit-probe");
+        assert!(matches!(
+            store.create_build(&extra, None, 21, None).await.unwrap(),
+            CreateOutcome::LimitExceeded { .. }
+        ));
+        assert!(matches!(
+            store.create_build(&extra, None, 22, None).await.unwrap(),
+            CreateOutcome::Created
+        ));
+        drop(store);
+        // And all of it is on disk.
+        let reopened = SqliteStore::open(dir.path()).unwrap();
+        assert!(reopened.get_build("limit-probe").await.unwrap().is_some());
+        assert!(reopened.get_build("b-1").await.unwrap().is_some());
     }
 
     #[tokio::test]
