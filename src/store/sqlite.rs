@@ -413,7 +413,23 @@ impl Inner {
     }
 }
 
+/// `execute` through the connection's statement cache (writes run the same few statements).
+fn exec(c: &Connection, sql: &str, p: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    c.prepare_cached(sql)?.execute(p)
+}
+
+/// `query_row` through the connection's statement cache.
+fn row<T>(
+    c: &Connection,
+    sql: &str,
+    p: impl rusqlite::Params,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    c.prepare_cached(sql)?.query_row(p, f)
+}
+
 fn configure(conn: &Connection, writer: bool) -> Result<(), StoreError> {
+    conn.set_prepared_statement_cache_capacity(64);
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(unavailable)?;
     if writer {
@@ -442,7 +458,8 @@ fn adjust_in_progress(
     region: &str,
     delta: i64,
 ) -> Result<(), StoreError> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO in_progress(account, region, n) VALUES (?1, ?2, ?3) \
          ON CONFLICT(account, region) DO UPDATE SET n = n + ?3",
         params![account, region, delta],
@@ -455,7 +472,8 @@ fn insert_build(tx: &Connection, b: &Build) -> Result<(), StoreError> {
     if b.status == BuildStatus::InProgress {
         adjust_in_progress(tx, &b.account, &b.region, 1)?;
     }
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO builds(build_id, account, region, created_ms, status, due_ms, version, body) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
@@ -471,14 +489,14 @@ fn insert_build(tx: &Connection, b: &Build) -> Result<(), StoreError> {
     )
     .map_err(unavailable)?;
     for fo in &b.fulfillment_option_ids {
-        tx.execute(
+        exec(tx,
             "INSERT OR IGNORE INTO build_options(account, region, fo_id, created_ms, build_id) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![b.account, b.region, fo, b.created_ms, b.build_id],
         )
         .map_err(unavailable)?;
     }
     for p in &b.products {
-        tx.execute(
+        exec(tx,
             "INSERT OR IGNORE INTO build_products(account, region, product_id, created_ms, build_id) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![b.account, b.region, p.id, b.created_ms, b.build_id],
         )
@@ -488,7 +506,8 @@ fn insert_build(tx: &Connection, b: &Build) -> Result<(), StoreError> {
 }
 
 fn insert_notification(tx: &Connection, n: &Notification) -> Result<(), StoreError> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO outbox(topic, body, created_ms) VALUES (?1, ?2, ?3)",
         params![n.topic_arn, encode(n)?, n.created_ms],
     )
@@ -705,7 +724,8 @@ fn load_keys(tx: &Connection, purpose: &str) -> Result<Vec<SigningKey>, StoreErr
 fn add_key(tx: &Connection, purpose: &str, id: i64, now_ms: i64) -> Result<SigningKey, StoreError> {
     let mut key = vec![0u8; 32];
     rand::thread_rng().fill_bytes(&mut key);
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO signing_keys(purpose, id, value, created_ms) VALUES (?1, ?2, ?3, ?4)",
         params![purpose, id, key, now_ms],
     )
@@ -889,7 +909,7 @@ fn list_scans_sql(
 }
 
 fn insert_scan(tx: &Connection, s: &Scan) -> Result<(), StoreError> {
-    tx.execute(
+    exec(tx,
         "INSERT INTO scans(scan_id, account, region, image_id, product_id, created_ms, status, latest, due_ms, version, body) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?10)",
         params![
@@ -922,8 +942,7 @@ fn create_scans_tx(
     };
     let (account, region) = (&first.account, &first.region);
     if let Some(t) = token {
-        let prior: Option<(String, String)> = tx
-            .query_row(
+        let prior: Option<(String, String)> = row(tx,
                 "SELECT param_hash, build_id FROM tokens WHERE account = ?1 AND region = ?2 AND operation = ?3 AND token = ?4",
                 params![account, region, operation, t.token],
                 |r| Ok((r.get(0)?, r.get(1)?)),
@@ -943,8 +962,7 @@ fn create_scans_tx(
         }
     }
     for s in scans {
-        let latest: Option<(String, String)> = tx
-            .query_row(
+        let latest: Option<(String, String)> = row(tx,
                 "SELECT scan_id, status FROM scans WHERE account = ?1 AND region = ?2 AND image_id = ?3 AND latest = 1",
                 params![account, region, s.source_image_id],
                 |r| Ok((r.get(0)?, r.get(1)?)),
@@ -970,8 +988,7 @@ fn create_scans_tx(
         }
     }
     // Bounded by the limit itself: the index never holds more active rows than the limit.
-    let active: i64 = tx
-        .query_row(
+    let active: i64 = row(tx,
             &format!("SELECT count(*) FROM scans WHERE account = ?1 AND region = ?2 AND status IN {ACTIVE_SCAN_STATUSES}"),
             params![account, region],
             |r| r.get(0),
@@ -984,7 +1001,7 @@ fn create_scans_tx(
         });
     }
     for s in scans {
-        tx.execute(
+        exec(tx,
             "UPDATE scans SET latest = 0 WHERE account = ?1 AND region = ?2 AND image_id = ?3 AND latest = 1",
             params![account, region, s.source_image_id],
         )
@@ -993,7 +1010,7 @@ fn create_scans_tx(
     }
     if let Some(t) = token {
         let ids: Vec<&str> = scans.iter().map(|s| s.scan_id.as_str()).collect();
-        tx.execute(
+        exec(tx,
             "INSERT INTO tokens(account, region, operation, token, param_hash, build_id, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![account, region, operation, t.token, t.param_hash, ids.join(","), first.created_ms],
         )
@@ -1018,8 +1035,7 @@ impl Store for SqliteStore {
             let tx = conn.savepoint()
                 .map_err(unavailable)?;
             if let Some(t) = &token {
-                let prior: Option<(String, String)> = tx
-                    .query_row(
+                let prior: Option<(String, String)> = row(&tx,
                         "SELECT param_hash, build_id FROM tokens WHERE account = ?1 AND region = ?2 AND operation = 'StartBuild' AND token = ?3",
                         params![build.account, build.region, t.token],
                         |r| Ok((r.get(0)?, r.get(1)?)),
@@ -1030,15 +1046,13 @@ impl Store for SqliteStore {
                     if hash != t.param_hash {
                         return Ok(CreateOutcome::TokenMismatch);
                     }
-                    let body: String = tx
-                        .query_row("SELECT body FROM builds WHERE build_id = ?1", [build_id], |r| r.get(0))
+                    let body: String = row(&tx, "SELECT body FROM builds WHERE build_id = ?1", [build_id], |r| r.get(0))
                         .map_err(unavailable)?;
                     return Ok(CreateOutcome::Replayed(Box::new(decode_build(&body)?)));
                 }
             }
             // A counter kept in step with every status change: O(1), not O(builds in progress).
-            let in_progress: i64 = tx
-                .query_row(
+            let in_progress: i64 = row(&tx,
                     "SELECT n FROM in_progress WHERE account = ?1 AND region = ?2",
                     params![build.account, build.region],
                     |r| r.get(0),
@@ -1051,7 +1065,7 @@ impl Store for SqliteStore {
             }
             insert_build(&tx, &build)?;
             if let Some(t) = &token {
-                tx.execute(
+                exec(&tx,
                     "INSERT INTO tokens(account, region, operation, token, param_hash, build_id, created_ms) VALUES (?1, ?2, 'StartBuild', ?3, ?4, ?5, ?6)",
                     params![build.account, build.region, t.token, t.param_hash, build.build_id, build.created_ms],
                 )
@@ -1147,8 +1161,7 @@ impl Store for SqliteStore {
         self.write(move |conn| {
             let tx = conn.savepoint()
                 .map_err(unavailable)?;
-            let previous: Option<String> = tx
-                .query_row(
+            let previous: Option<String> = row(&tx,
                     "SELECT status FROM builds WHERE build_id = ?1 AND version = ?2",
                     params![build.build_id, i64::try_from(expected_version).unwrap_or(i64::MAX)],
                     |r| r.get(0),
@@ -1163,8 +1176,7 @@ impl Store for SqliteStore {
             if was != is {
                 adjust_in_progress(&tx, &build.account, &build.region, if is { 1 } else { -1 })?;
             }
-            let changed = tx
-                .execute(
+            let changed = exec(&tx,
                     "UPDATE builds SET status = ?1, due_ms = ?2, version = ?3, body = ?4 WHERE build_id = ?5 AND version = ?6",
                     params![
                         build.status.as_str(),
@@ -1180,14 +1192,14 @@ impl Store for SqliteStore {
                 return Err(StoreError::ConditionFailed);
             }
             if let Some(img) = &effects.image {
-                tx.execute(
+                exec(&tx,
                     "INSERT OR REPLACE INTO images(region, image_id, body) VALUES (?1, ?2, ?3)",
                     params![img.region, img.image_id, encode(img)?],
                 )
                 .map_err(unavailable)?;
             }
             if let Some(logs) = &effects.logs {
-                tx.execute(
+                exec(&tx,
                     "INSERT OR REPLACE INTO build_logs(build_id, stdout, stderr) VALUES (?1, ?2, ?3)",
                     params![build.build_id, logs.stdout, logs.stderr],
                 )
@@ -1286,8 +1298,7 @@ impl Store for SqliteStore {
         self.write(move |conn| {
             let tx = conn.savepoint()
                 .map_err(unavailable)?;
-            let changed = tx
-                .execute(
+            let changed = exec(&tx,
                     "UPDATE scans SET status = ?1, due_ms = ?2, version = ?3, body = ?4 WHERE scan_id = ?5 AND version = ?6",
                     params![
                         scan.status.as_str(),
@@ -1352,7 +1363,8 @@ impl Store for SqliteStore {
         self.write(move |conn| {
             let tx = conn.savepoint().map_err(unavailable)?;
             for id in ids {
-                tx.execute(
+                exec(
+                    &tx,
                     "UPDATE outbox SET delivered_ms = ?1 WHERE id = ?2 AND delivered_ms IS NULL",
                     params![now_ms, id],
                 )
@@ -1398,10 +1410,10 @@ impl Store for SqliteStore {
                     )
                     .map_err(unavailable)?,
                 Some(a) => {
-                    tx.execute("DELETE FROM build_logs WHERE build_id IN (SELECT build_id FROM builds WHERE account = ?1)", [a])
+                    exec(&tx, "DELETE FROM build_logs WHERE build_id IN (SELECT build_id FROM builds WHERE account = ?1)", [a])
                         .map_err(unavailable)?;
                     for table in ["builds", "build_options", "build_products", "tokens", "in_progress", "scans"] {
-                        tx.execute(&format!("DELETE FROM {table} WHERE account = ?1"), [a]).map_err(unavailable)?;
+                        exec(&tx, &format!("DELETE FROM {table} WHERE account = ?1"), [a]).map_err(unavailable)?;
                     }
                 }
             }
