@@ -108,14 +108,20 @@ async fn run(endpoint: &str, op: &str, concurrency: usize, requests: u64, max_re
         let op = op.to_string();
         let next = next.clone();
         tasks.push(tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(&host)
-                .await
-                .expect("connect");
-            stream.set_nodelay(true).unwrap();
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .expect("handshake");
-            tokio::spawn(conn);
+            // Keep-alive; servers that close after each answer (moto_server) are reconnected
+            // to, and the reconnect counts in that request's latency.
+            let connect = |host: String| async move {
+                let stream = tokio::net::TcpStream::connect(&host)
+                    .await
+                    .expect("connect");
+                stream.set_nodelay(true).unwrap();
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .expect("handshake");
+                tokio::spawn(conn);
+                sender
+            };
+            let mut sender = connect(host.clone()).await;
             let mut lat = Vec::new();
             let mut errors = 0u64;
             let mut bytes = 0usize;
@@ -124,9 +130,23 @@ async fn run(endpoint: &str, op: &str, concurrency: usize, requests: u64, max_re
                 if i >= requests {
                     break;
                 }
-                let req = make_request(&host, &op, max_results, i);
                 let t = Instant::now();
-                let resp = sender.send_request(req).await.expect("send");
+                if sender.ready().await.is_err() {
+                    sender = connect(host.clone()).await;
+                }
+                let resp = match sender
+                    .send_request(make_request(&host, &op, max_results, i))
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(_) => {
+                        sender = connect(host.clone()).await;
+                        sender
+                            .send_request(make_request(&host, &op, max_results, i))
+                            .await
+                            .expect("send after reconnecting")
+                    }
+                };
                 let ok = resp.status().is_success();
                 bytes = resp
                     .into_body()
