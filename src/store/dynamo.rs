@@ -108,11 +108,17 @@ fn unavailable<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
     e: SdkError<E, R>,
 ) -> StoreError {
     match &e {
-        SdkError::ServiceError(se) => StoreError::Unavailable(format!(
-            "dynamodb {}: {}",
-            se.err().code().unwrap_or("error"),
-            se.err().message().unwrap_or_default()
-        )),
+        SdkError::ServiceError(se) => match se.err().code() {
+            Some(code) => StoreError::Unavailable(format!(
+                "dynamodb {code}: {}",
+                se.err().message().unwrap_or_default()
+            )),
+            // No error code: say what did come back (e.g. an HTML 500 page).
+            None => {
+                let raw: String = format!("{:?}", se.raw()).chars().take(400).collect();
+                StoreError::Unavailable(format!("dynamodb answered without an error code: {raw}"))
+            }
+        },
         other => StoreError::Unavailable(format!("dynamodb unreachable: {other:?}")),
     }
 }
