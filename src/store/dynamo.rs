@@ -14,11 +14,18 @@
 //! | installer logs | `B#{id}` | `L` | |
 //! | notification | `N#{created:013}#{uuid}` | `N` | GSI3 `N#{topic}` / same; GSI4 `PENDING` / same while undelivered |
 //! | signing key | `K#{purpose}` | `{id:08}` | |
+//! | scan | `S#{id}` | `S` | GSI1 `SA#{acct}#{region}` / CK; GSI2 `…#S#{status}` / CK; GSI3 `…#I#{image}` / CK; GSI4 `SDUE` / `{due:013}#{id}` while in progress |
+//! | AMI marker (latest scan, in progress or not) | `L#{acct}#{region}#{image}` | `L` | GSI1 `SL#{acct}#{region}` / CK of the latest scan |
+//! | scans in progress counter | `SC#{acct}#{region}` | `C` | |
+//! | scan client token | `T#{acct}#{region}#{StartScans or ResubmitScan}#{token}` | `T` | |
 //!
 //! Races are settled by DynamoDB, not by the instances: StartBuild is one `TransactWriteItems`
 //! (token put-if-absent, counter `ADD` under `n < limit`, build put-if-absent, links, outbox);
 //! updates are conditional on the build's version. Cancellation reasons tell a replayed token
-//! from a mismatch from the limit.
+//! from a mismatch from the limit. StartScans reads the token and the AMIs' markers, decides,
+//! and writes token, counter (`ADD` under the quota), scans, markers and notifications in one
+//! transaction conditioned on what it read; a concurrent writer fails it and it reads again.
+//! A scan's `latest` is its AMI's marker pointing at it.
 //!
 //! Depends on: store (trait), domain.
 
@@ -242,6 +249,79 @@ fn outbox_entry(item: &Item) -> Result<OutboxEntry, StoreError> {
     })
 }
 
+fn scan_owner(account: &str, region: &str) -> String {
+    format!("SA#{account}#{region}")
+}
+
+/// The AMI's marker: which scan is its latest and whether that scan is still in progress.
+fn marker_pk(account: &str, region: &str, image: &str) -> String {
+    format!("L#{account}#{region}#{image}")
+}
+
+fn decode_scan(item: &Item) -> Result<Scan, StoreError> {
+    let body =
+        get_s(item, "body").ok_or_else(|| StoreError::Corrupt("scan item without body".into()))?;
+    serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("scan record: {e}")))
+}
+
+/// The scan item with every index attribute its state calls for (`latest` is not stored on
+/// it: the AMI's marker says which scan is latest).
+fn scan_item(x: &Scan) -> Result<Item, StoreError> {
+    let base = scan_owner(&x.account, &x.region);
+    let key = ck(x.created_ms, &x.scan_id);
+    let mut item = Item::from([
+        ("PK".to_string(), s(format!("S#{}", x.scan_id))),
+        ("SK".to_string(), s("S")),
+        ("body".to_string(), s(encode(x)?)),
+        (
+            "version".to_string(),
+            n(i64::try_from(x.version).unwrap_or(i64::MAX)),
+        ),
+        ("status".to_string(), s(x.status.as_str())),
+        ("G1PK".to_string(), s(base.clone())),
+        ("G1SK".to_string(), s(key.clone())),
+        (
+            "G2PK".to_string(),
+            s(format!("{base}#S#{}", x.status.as_str())),
+        ),
+        ("G2SK".to_string(), s(key.clone())),
+        (
+            "G3PK".to_string(),
+            s(format!("{base}#I#{}", x.source_image_id)),
+        ),
+        ("G3SK".to_string(), s(key)),
+    ]);
+    if let Some(due) = x.due_ms {
+        item.insert("G4PK".into(), s("SDUE"));
+        item.insert("G4SK".into(), s(format!("{due:013}#{}", x.scan_id)));
+    }
+    Ok(item)
+}
+
+/// The marker naming `x` the latest scan of its AMI, in progress; indexed newest first per
+/// owner so that "latest only" listings walk markers, not every scan.
+fn marker_item(x: &Scan) -> Item {
+    Item::from([
+        (
+            "PK".to_string(),
+            s(marker_pk(&x.account, &x.region, &x.source_image_id)),
+        ),
+        ("SK".to_string(), s("L")),
+        ("image".to_string(), s(x.source_image_id.clone())),
+        ("scan_id".to_string(), s(x.scan_id.clone())),
+        ("active".to_string(), n(i64::from(!x.status.is_terminal()))),
+        (
+            "G1PK".to_string(),
+            s(format!("SL#{}#{}", x.account, x.region)),
+        ),
+        ("G1SK".to_string(), s(ck(x.created_ms, &x.scan_id))),
+    ])
+}
+
+fn newest_first(v: &mut [Scan]) {
+    v.sort_by(|x, y| (y.created_ms, &y.scan_id).cmp(&(x.created_ms, &x.scan_id)));
+}
+
 impl DynamoStore {
     /// Wraps a client and a table name (tests, and `from_endpoint`).
     #[must_use]
@@ -453,18 +533,25 @@ impl DynamoStore {
     }
 
     async fn batch_builds(&self, ids: &[String]) -> Result<Vec<Build>, StoreError> {
+        let pks = ids.iter().map(|id| format!("B#{id}")).collect();
+        self.batch_get(pks, "B")
+            .await?
+            .iter()
+            .map(decode_build)
+            .collect()
+    }
+
+    /// Consistent reads of the items `(pk, sk)` for each distinct pk, in no particular order;
+    /// missing items are left out.
+    async fn batch_get(&self, mut pks: Vec<String>, sk: &str) -> Result<Vec<Item>, StoreError> {
+        pks.sort();
+        pks.dedup();
         let mut out = Vec::new();
-        let mut unique: Vec<&String> = ids.iter().collect();
-        unique.sort();
-        unique.dedup();
-        for chunk in unique.chunks(100) {
+        for chunk in pks.chunks(100) {
             let keys: Vec<Item> = chunk
                 .iter()
-                .map(|id| {
-                    Item::from([
-                        ("PK".to_string(), s(format!("B#{id}"))),
-                        ("SK".to_string(), s("B")),
-                    ])
+                .map(|pk| {
+                    Item::from([("PK".to_string(), s(pk.clone())), ("SK".to_string(), s(sk))])
                 })
                 .collect();
             let mut pending = Some(
@@ -483,14 +570,14 @@ impl DynamoStore {
                     .send()
                     .await
                     .map_err(unavailable)?;
-                for item in r
-                    .responses()
-                    .and_then(|m| m.get(&*self.table))
-                    .map(Vec::as_slice)
-                    .unwrap_or_default()
-                {
-                    out.push(decode_build(item)?);
-                }
+                out.extend(
+                    r.responses()
+                        .and_then(|m| m.get(&*self.table))
+                        .map(Vec::as_slice)
+                        .unwrap_or_default()
+                        .iter()
+                        .cloned(),
+                );
                 pending = r
                     .unprocessed_keys()
                     .and_then(|m| m.get(&*self.table))
@@ -584,6 +671,253 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// Sets each scan's `latest` from its AMI's marker.
+    async fn mark_latest(&self, scans: &mut [Scan]) -> Result<(), StoreError> {
+        let pks = scans
+            .iter()
+            .map(|x| marker_pk(&x.account, &x.region, &x.source_image_id))
+            .collect();
+        let markers = self.batch_get(pks, "L").await?;
+        let latest: std::collections::HashSet<&str> =
+            markers.iter().filter_map(|m| get_s(m, "scan_id")).collect();
+        for x in scans.iter_mut() {
+            x.latest = latest.contains(x.scan_id.as_str());
+        }
+        Ok(())
+    }
+
+    /// Scans by id, newest first, with `latest` set.
+    async fn batch_scans(&self, ids: &[String]) -> Result<Vec<Scan>, StoreError> {
+        let pks = ids.iter().map(|id| format!("S#{id}")).collect();
+        let mut scans = self
+            .batch_get(pks, "S")
+            .await?
+            .iter()
+            .map(decode_scan)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.mark_latest(&mut scans).await?;
+        newest_first(&mut scans);
+        Ok(scans)
+    }
+
+    /// Walks one index partition (of scans, or of markers when `markers`) newest first from
+    /// `after`, keeping scans that match `q`, until `fetch` are found or the budget is spent.
+    async fn walk_scans(
+        &self,
+        partition: (usize, String, bool),
+        q: &ScanQuery,
+        after: Option<&Cursor>,
+        fetch: usize,
+    ) -> Result<Vec<Scan>, StoreError> {
+        let (index, partition, markers) = partition;
+        let before = after.map(|c| ck(c.created_ms, &c.build_id));
+        let mut found = Vec::new();
+        let mut start = None;
+        let mut scanned = 0;
+        loop {
+            let want = fetch - found.len();
+            let (items, next) = self
+                .query_page(
+                    GSI[index],
+                    &partition,
+                    before.as_deref(),
+                    (want * 2).max(25),
+                    start,
+                )
+                .await?;
+            scanned += items.len();
+            let scans = if markers {
+                let ids: Vec<String> = items
+                    .iter()
+                    .filter_map(|i| get_s(i, "scan_id").map(str::to_string))
+                    .collect();
+                self.batch_scans(&ids).await?
+            } else {
+                let mut v = items
+                    .iter()
+                    .map(decode_scan)
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.mark_latest(&mut v).await?;
+                v
+            };
+            found.extend(scans.into_iter().filter(|x| q.matches(x)));
+            if found.len() >= fetch || next.is_none() || scanned >= fetch * SCAN_BUDGET_FACTOR {
+                break;
+            }
+            start = next;
+        }
+        found.truncate(fetch);
+        Ok(found)
+    }
+
+    /// The earliest due time in a GSI4 partition (`DUE` for builds, `SDUE` for scans).
+    async fn first_due(&self, partition: &str) -> Result<Option<i64>, StoreError> {
+        let r = self
+            .client
+            .query()
+            .table_name(&*self.table)
+            .index_name("GSI4")
+            .key_condition_expression("G4PK = :pk")
+            .expression_attribute_values(":pk", s(partition))
+            .limit(1)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(r.items()
+            .first()
+            .and_then(|i| get_s(i, "G4SK"))
+            .and_then(|k| k.split('#').next())
+            .and_then(|d| d.parse().ok()))
+    }
+
+    /// One attempt of `create_scans`: decides from consistent reads, then writes everything in
+    /// one transaction conditioned on what was read. `None`: the reads went stale, try again.
+    async fn try_create_scans(
+        &self,
+        operation: &str,
+        scans: &[Scan],
+        token: Option<&TokenClaim>,
+        max_in_progress: u32,
+        notifications: &[Notification],
+    ) -> Result<Option<ScanCreateOutcome>, StoreError> {
+        let table = &*self.table;
+        let first = &scans[0];
+        let (account, region) = (&first.account, &first.region);
+        let now_s = first.created_ms / 1000;
+        let token_pk = token.map(|t| format!("T#{account}#{region}#{operation}#{}", t.token));
+        if let (Some(t), Some(pk)) = (token, &token_pk) {
+            if let Some(prior) = self.get(pk.clone(), "T").await? {
+                if get_n(&prior, "expires_at").is_none_or(|e| e >= now_s) {
+                    if get_s(&prior, "hash") != Some(t.param_hash.as_str()) {
+                        return Ok(Some(ScanCreateOutcome::TokenMismatch));
+                    }
+                    let ids: Vec<String> = get_s(&prior, "scan_ids")
+                        .unwrap_or_default()
+                        .split(',')
+                        .map(str::to_string)
+                        .collect();
+                    let mut original = self.batch_scans(&ids).await?;
+                    original.sort_by_key(|x| ids.iter().position(|id| *id == x.scan_id));
+                    return Ok(Some(ScanCreateOutcome::Replayed(original)));
+                }
+            }
+        }
+        let markers: HashMap<String, Item> = self
+            .batch_get(
+                scans
+                    .iter()
+                    .map(|x| marker_pk(account, region, &x.source_image_id))
+                    .collect(),
+                "L",
+            )
+            .await?
+            .into_iter()
+            .filter_map(|m| Some((get_s(&m, "image")?.to_string(), m)))
+            .collect();
+        for x in scans {
+            let marker = markers.get(&x.source_image_id);
+            let latest_id = marker.and_then(|m| get_s(m, "scan_id")).unwrap_or_default();
+            if marker.is_some_and(|m| get_n(m, "active") != Some(0)) {
+                return Ok(Some(ScanCreateOutcome::InProgress {
+                    image_id: x.source_image_id.clone(),
+                    scan_id: latest_id.to_string(),
+                }));
+            }
+            if let Some(prev) = &x.previous_scan_id {
+                if latest_id != prev {
+                    return Ok(Some(ScanCreateOutcome::NotLatest {
+                        scan_id: prev.clone(),
+                        latest_scan_id: latest_id.to_string(),
+                    }));
+                }
+            }
+        }
+        let wanted = i64::try_from(scans.len()).unwrap_or(i64::MAX);
+        let mut items = Vec::new();
+        if let (Some(t), Some(pk)) = (token, &token_pk) {
+            let ids: Vec<&str> = scans.iter().map(|x| x.scan_id.as_str()).collect();
+            let item = Item::from([
+                ("PK".to_string(), s(pk.clone())),
+                ("SK".to_string(), s("T")),
+                ("hash".to_string(), s(t.param_hash.clone())),
+                ("scan_ids".to_string(), s(ids.join(","))),
+                ("expires_at".to_string(), n(now_s + TOKEN_TTL_S)),
+            ]);
+            let p = Put::builder()
+                .table_name(table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(PK) OR expires_at < :now")
+                .expression_attribute_values(":now", n(now_s))
+                .build()
+                .map_err(build_error)?;
+            items.push(TransactWriteItem::builder().put(p).build());
+        }
+        let counter_at = items.len();
+        let counter = Update::builder()
+            .table_name(table)
+            .key("PK", s(format!("SC#{account}#{region}")))
+            .key("SK", s("C"))
+            .update_expression("ADD n :w")
+            .condition_expression("attribute_not_exists(n) OR n <= :cap")
+            .expression_attribute_values(":w", n(wanted))
+            .expression_attribute_values(":cap", n(i64::from(max_in_progress) - wanted))
+            .build()
+            .map_err(build_error)?;
+        items.push(TransactWriteItem::builder().update(counter).build());
+        for x in scans {
+            items.push(put(table, scan_item(x)?, Some("attribute_not_exists(PK)"))?);
+            let mut p = Put::builder()
+                .table_name(table)
+                .set_item(Some(marker_item(x)));
+            p = match markers
+                .get(&x.source_image_id)
+                .and_then(|m| get_s(m, "scan_id"))
+            {
+                Some(old) => p
+                    .condition_expression("scan_id = :old AND active = :zero")
+                    .expression_attribute_values(":old", s(old))
+                    .expression_attribute_values(":zero", n(0)),
+                None => p.condition_expression("attribute_not_exists(PK)"),
+            };
+            items.push(
+                TransactWriteItem::builder()
+                    .put(p.build().map_err(build_error)?)
+                    .build(),
+            );
+        }
+        for nt in notifications {
+            items.push(put(table, notification_item(nt)?, None)?);
+        }
+        match self.transact(items).await {
+            Ok(_) => Ok(Some(ScanCreateOutcome::Created)),
+            Err(e) => {
+                let Some(reasons) = cancellation(&e) else {
+                    return Err(unavailable(e));
+                };
+                let failed = |i: usize| {
+                    reasons.get(i).and_then(|r| r.0.as_deref()) == Some("ConditionalCheckFailed")
+                };
+                let others_failed = (0..reasons.len()).any(|i| i != counter_at && failed(i));
+                if failed(counter_at) && !others_failed {
+                    return Ok(Some(ScanCreateOutcome::LimitExceeded {
+                        limit: max_in_progress,
+                    }));
+                }
+                if reasons.iter().any(|r| {
+                    matches!(
+                        r.0.as_deref(),
+                        Some("ConditionalCheckFailed" | "TransactionConflict")
+                    )
+                }) {
+                    return Ok(None);
+                }
+                Err(unavailable(e))
+            }
+        }
+    }
+}
+
 fn cancellation<R>(
     e: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
 ) -> Option<Vec<(Option<String>, Option<Item>)>> {
@@ -594,14 +928,6 @@ fn cancellation<R>(
         ),
         _ => None,
     }
-}
-
-/// AMI scans are kept by the embedded store only (for now): the DynamoDB store refuses them
-/// with a clear reason rather than pretending.
-fn scans_unsupported() -> StoreError {
-    StoreError::Unavailable(
-        "AMI scans are not supported by the DynamoDB store yet; run with the embedded store".into(),
-    )
 }
 
 #[async_trait]
@@ -807,22 +1133,9 @@ impl Store for DynamoStore {
     }
 
     async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
-        let r = self
-            .client
-            .query()
-            .table_name(&*self.table)
-            .index_name("GSI4")
-            .key_condition_expression("G4PK = :pk")
-            .expression_attribute_values(":pk", s("DUE"))
-            .limit(1)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(r.items()
-            .first()
-            .and_then(|i| get_s(i, "G4SK"))
-            .and_then(|k| k.split('#').next())
-            .and_then(|d| d.parse().ok()))
+        let builds = self.first_due("DUE").await?;
+        let scans = self.first_due("SDUE").await?;
+        Ok(builds.into_iter().chain(scans).min())
     }
 
     async fn update_build(
@@ -931,40 +1244,194 @@ impl Store for DynamoStore {
 
     async fn create_scans(
         &self,
-        _operation: &str,
-        _scans: &[Scan],
-        _token: Option<&TokenClaim>,
-        _max_in_progress: u32,
-        _notifications: &[Notification],
+        operation: &str,
+        scans: &[Scan],
+        token: Option<&TokenClaim>,
+        max_in_progress: u32,
+        notifications: &[Notification],
     ) -> Result<ScanCreateOutcome, StoreError> {
-        Err(scans_unsupported())
+        if scans.is_empty() {
+            return Ok(ScanCreateOutcome::Created);
+        }
+        if scans.len() > usize::try_from(max_in_progress).unwrap_or(usize::MAX) {
+            return Ok(ScanCreateOutcome::LimitExceeded {
+                limit: max_in_progress,
+            });
+        }
+        // Optimistic: each attempt reads, decides, and writes conditioned on what it read;
+        // a concurrent writer makes the transaction fail and the next attempt reads again.
+        for attempt in 0..20u64 {
+            if let Some(outcome) = self
+                .try_create_scans(operation, scans, token, max_in_progress, notifications)
+                .await?
+            {
+                return Ok(outcome);
+            }
+            let jitter = u64::from(rand::thread_rng().next_u32() % 20);
+            tokio::time::sleep(std::time::Duration::from_millis(5 * attempt + jitter)).await;
+        }
+        Err(StoreError::Unavailable(
+            "StartScans kept racing with other writers of the same AMIs".into(),
+        ))
     }
 
     async fn list_scans(
         &self,
-        _query: &ScanQuery,
-        _after: Option<&Cursor>,
-        _limit: usize,
+        query: &ScanQuery,
+        after: Option<&Cursor>,
+        limit: usize,
     ) -> Result<ScanPage, StoreError> {
-        Err(scans_unsupported())
+        let fetch = limit + 1;
+        let base = scan_owner(&query.account, &query.region);
+        let mut scans = if let Some(ids) = &query.scan_ids {
+            let mut v: Vec<Scan> = self
+                .batch_scans(ids)
+                .await?
+                .into_iter()
+                .filter(|x| query.matches(x) && after.is_none_or(|c| c.precedes_scan(x)))
+                .collect();
+            v.truncate(fetch);
+            v
+        } else {
+            // One walk per value of the driving filter (image, else latest, else status, else
+            // every scan of the owner), merged newest first.
+            let partitions: Vec<(usize, String, bool)> = if let Some(images) = &query.image_ids {
+                images
+                    .iter()
+                    .map(|i| (2, format!("{base}#I#{i}"), false))
+                    .collect()
+            } else if query.latest_only {
+                vec![(0, format!("SL#{}#{}", query.account, query.region), true)]
+            } else if let Some(st) = &query.statuses {
+                st.iter()
+                    .map(|v| (1, format!("{base}#S#{}", v.as_str()), false))
+                    .collect()
+            } else {
+                vec![(0, base, false)]
+            };
+            let mut merged = Vec::new();
+            for p in partitions {
+                merged.extend(self.walk_scans(p, query, after, fetch).await?);
+            }
+            newest_first(&mut merged);
+            merged.dedup_by(|a, b| a.scan_id == b.scan_id);
+            merged.truncate(fetch);
+            merged
+        };
+        let next = if scans.len() > limit {
+            scans.truncate(limit);
+            scans.last().map(Cursor::after_scan)
+        } else {
+            None
+        };
+        Ok(ScanPage { scans, next })
     }
 
-    async fn get_scan(&self, _scan_id: &str) -> Result<Option<Scan>, StoreError> {
-        Err(scans_unsupported())
+    async fn get_scan(&self, scan_id: &str) -> Result<Option<Scan>, StoreError> {
+        let Some(item) = self.get(format!("S#{scan_id}"), "S").await? else {
+            return Ok(None);
+        };
+        let mut one = [decode_scan(&item)?];
+        self.mark_latest(&mut one).await?;
+        let [scan] = one;
+        Ok(Some(scan))
     }
 
-    async fn due_scans(&self, _now_ms: i64, _limit: usize) -> Result<Vec<Scan>, StoreError> {
-        // Nothing can be due: no scan is ever stored here.
-        Ok(Vec::new())
+    async fn due_scans(&self, now_ms: i64, limit: usize) -> Result<Vec<Scan>, StoreError> {
+        let r = self
+            .client
+            .query()
+            .table_name(&*self.table)
+            .index_name("GSI4")
+            .key_condition_expression("G4PK = :pk AND G4SK <= :sk")
+            .expression_attribute_values(":pk", s("SDUE"))
+            .expression_attribute_values(":sk", s(format!("{now_ms:013}~")))
+            .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let mut scans = r
+            .items()
+            .iter()
+            .map(decode_scan)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.mark_latest(&mut scans).await?;
+        Ok(scans)
     }
 
     async fn update_scan(
         &self,
-        _scan: &Scan,
-        _expected_version: u64,
-        _notification: Option<&Notification>,
+        scan: &Scan,
+        expected_version: u64,
+        notification: Option<&Notification>,
     ) -> Result<(), StoreError> {
-        Err(scans_unsupported())
+        let table = &*self.table;
+        let expected = i64::try_from(expected_version).unwrap_or(i64::MAX);
+        let ends = scan.status.is_terminal();
+        let mut p = Put::builder()
+            .table_name(table)
+            .set_item(Some(scan_item(scan)?))
+            .expression_attribute_values(":v", n(expected));
+        p = if ends {
+            // Only the step that ends a scan in progress releases its AMI and its quota slot.
+            p.condition_expression("version = :v AND #st IN (:ing, :scn)")
+                .expression_attribute_names("#st", "status")
+                .expression_attribute_values(":ing", s(crate::scan::ScanStatus::Ingesting.as_str()))
+                .expression_attribute_values(":scn", s(crate::scan::ScanStatus::Scanning.as_str()))
+        } else {
+            p.condition_expression("version = :v")
+        };
+        let mut items = vec![TransactWriteItem::builder()
+            .put(p.build().map_err(build_error)?)
+            .build()];
+        if ends {
+            let marker = Update::builder()
+                .table_name(table)
+                .key(
+                    "PK",
+                    s(marker_pk(
+                        &scan.account,
+                        &scan.region,
+                        &scan.source_image_id,
+                    )),
+                )
+                .key("SK", s("L"))
+                .update_expression("SET active = :zero")
+                .condition_expression("scan_id = :id")
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":id", s(scan.scan_id.clone()))
+                .build()
+                .map_err(build_error)?;
+            items.push(TransactWriteItem::builder().update(marker).build());
+            let counter = Update::builder()
+                .table_name(table)
+                .key("PK", s(format!("SC#{}#{}", scan.account, scan.region)))
+                .key("SK", s("C"))
+                .update_expression("ADD n :d")
+                .expression_attribute_values(":d", n(-1))
+                .build()
+                .map_err(build_error)?;
+            items.push(TransactWriteItem::builder().update(counter).build());
+        }
+        if let Some(nt) = notification {
+            items.push(put(table, notification_item(nt)?, None)?);
+        }
+        match self.transact(items).await {
+            Ok(_) => Ok(()),
+            Err(e) => match cancellation(&e) {
+                Some(reasons)
+                    if reasons.iter().any(|r| {
+                        matches!(
+                            r.0.as_deref(),
+                            Some("ConditionalCheckFailed" | "TransactionConflict")
+                        )
+                    }) =>
+                {
+                    Err(StoreError::ConditionFailed)
+                }
+                _ => Err(unavailable(e)),
+            },
+        }
     }
 
     async fn created_image(
@@ -1051,7 +1518,7 @@ impl Store for DynamoStore {
         // A scan of the whole table: a harness operation, not a request path.
         let mut start = None;
         let mut doomed: Vec<(AttributeValue, AttributeValue)> = Vec::new();
-        let mut builds_of_account: Vec<String> = Vec::new();
+        let mut owned_by_account: Vec<String> = Vec::new();
         let mut items: Vec<Item> = Vec::new();
         loop {
             let r = self
@@ -1071,10 +1538,13 @@ impl Store for DynamoStore {
         }
         if let Some(a) = account {
             for item in &items {
-                if get_s(item, "SK") == Some("B")
-                    && decode_build(item).is_ok_and(|b| b.account == a)
-                {
-                    builds_of_account.push(get_s(item, "PK").unwrap_or_default().to_string());
+                let owned = match get_s(item, "SK") {
+                    Some("B") => decode_build(item).is_ok_and(|b| b.account == a),
+                    Some("S") => decode_scan(item).is_ok_and(|x| x.account == a),
+                    _ => false,
+                };
+                if owned {
+                    owned_by_account.push(get_s(item, "PK").unwrap_or_default().to_string());
                 }
             }
         }
@@ -1083,9 +1553,11 @@ impl Store for DynamoStore {
             let keep = match account {
                 None => pk.starts_with("K#"),
                 Some(a) => {
-                    !(builds_of_account.contains(&pk)
+                    !(owned_by_account.contains(&pk)
                         || pk.starts_with(&format!("T#{a}#"))
-                        || pk.starts_with(&format!("C#{a}#")))
+                        || pk.starts_with(&format!("C#{a}#"))
+                        || pk.starts_with(&format!("SC#{a}#"))
+                        || pk.starts_with(&format!("L#{a}#")))
                 }
             };
             if !keep {
@@ -1385,5 +1857,6 @@ mod tests {
 
     mod moto {
         crate::store_conformance_suite!(super::MotoFactory, #[ignore = "needs IMAGEBUILD_TEST_DYNAMODB_ENDPOINT (./scripts/test runs it against moto_server)"]);
+        crate::scan_store_conformance_suite!(super::MotoFactory, #[ignore = "needs IMAGEBUILD_TEST_DYNAMODB_ENDPOINT (./scripts/test runs it against moto_server)"]);
     }
 }

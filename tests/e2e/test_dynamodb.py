@@ -13,7 +13,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from conftest import BIN, GOOD_FO, LINUX_AMI, free_port, make_client, wait_terminal
+from conftest import BIN, GOOD_FO, LINUX_AMI, ROLE, free_port, make_client, make_scan_client, wait_terminal
 
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
 
@@ -152,3 +152,63 @@ def test_outage_gives_retryable_500_and_recovers_without_restart(start_server, t
     finally:
         moto.terminate()
         moto.wait(10)
+
+
+def test_scans_on_dynamodb_across_two_instances(moto, table, start_server):
+    """The Add AMI workflow on the DynamoDB store: scans started on one instance are seen and
+    finished by either; one AMI scanned from both at once gets exactly one scan in progress and
+    a ScanInProgressException for the rest; resubmitting chains from the latest, a stale
+    resubmission is refused; latest-only listings and ListImages agree."""
+    args = dynamo_args(moto, table, "--ingest-seconds", "0", "--scan-seconds", "0")
+    a = start_server(*args, env=AWS_ENV)
+    b = start_server(*args, env=AWS_ENV)
+    sa, sb = make_scan_client(a.endpoint), make_scan_client(b.endpoint)
+    specs = [{"SourceImageId": "ami-0b1b2c3d4e5f60718", "AccessRoleArn": ROLE},
+             {"SourceImageId": "ami-0a1b2c3d4e5f60718", "AccessRoleArn": ROLE, "OsUserName": "ec2-user"},
+             {"SourceImageId": "ami-0d1b2c3d4e5f60718", "AccessRoleArn": ROLE, "OsUserName": "ec2-user"}]
+    images = [x["SourceImageId"] for x in specs]
+    started = sa.start_scans(Images=specs)["Scans"]
+    ids = [x["ScanId"] for x in started]
+    sb.get_waiter("scan_completed").wait(ScanIds=ids, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    done = {x["SourceImage"]["Id"]: x for x in sb.describe_scans(ScanIds=ids)["Scans"]}
+    assert done["ami-0b1b2c3d4e5f60718"]["Status"] == "Succeeded"
+    assert done["ami-0a1b2c3d4e5f60718"]["Status"] == "Failed"
+    assert done["ami-0d1b2c3d4e5f60718"]["Status"] == "IngestionFailed"
+    assert all(x["Latest"] for x in done.values())
+
+    # Eight concurrent submissions of one AMI through both instances: one scan.
+    clients = [sa, sb]
+
+    def submit(i):
+        c = clients[i % 2]
+        try:
+            return c.start_scans(Images=[{"SourceImageId": "ami-0a5ca0000000000a1", "AccessRoleArn": ROLE,
+                                          "OsUserName": "ec2-user"}])["Scans"][0]["ScanId"]
+        except c.exceptions.ScanInProgressException:
+            return "in-progress"
+
+    # Stages are zero-length, so a scan may finish between two submissions and a later one
+    # start anew: what must hold is that the AMI's scans are exactly the ones handed out, and
+    # only one of them is its latest.
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(submit, range(8)))
+    new_ids = [o for o in outcomes if o != "in-progress"]
+    assert new_ids, outcomes
+    sa.get_waiter("scan_completed").wait(ScanIds=new_ids, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    of_ami = sa.describe_scans(Filters=[{"Name": "image-id", "Values": ["ami-0a5ca0000000000a1"]}])["Scans"]
+    assert sorted(x["ScanId"] for x in of_ami) == sorted(new_ids)
+    assert [x["Latest"] for x in of_ami].count(True) == 1
+
+    # Resubmission chains from the latest; resubmitting an older attempt is refused.
+    first = done["ami-0a1b2c3d4e5f60718"]["ScanId"]
+    second = sb.resubmit_scan(ScanId=first)
+    assert second["PreviousScanId"] == first and second["Attempt"] == 2
+    sa.get_waiter("scan_completed").wait(ScanIds=[second["ScanId"]], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    with pytest.raises(sa.exceptions.InvalidScanIdException):
+        sa.resubmit_scan(ScanId=first)
+
+    latest = sa.describe_scans(Filters=[{"Name": "latest-only", "Values": ["true"]}])["Scans"]
+    assert {x["SourceImage"]["Id"] for x in latest} == set(images) | {"ami-0a5ca0000000000a1"}
+    assert second["ScanId"] in {x["ScanId"] for x in latest} and first not in {x["ScanId"] for x in latest}
+    listed = {i["ImageId"]: i for i in sb.list_images()["Images"]}
+    assert listed["ami-0a1b2c3d4e5f60718"]["LatestScan"]["ScanId"] == second["ScanId"]
