@@ -255,11 +255,11 @@ impl SqliteStore {
     /// `StoreError::Unavailable` if the transaction fails (nothing is written then).
     pub async fn import_builds(&self, builds: Vec<Build>) -> Result<(), StoreError> {
         self.write(move |conn| {
-            let tx = conn.savepoint().map_err(unavailable)?;
+            let tx = conn;
             for b in &builds {
-                insert_build(&tx, b)?;
+                insert_build(tx, b)?;
             }
-            tx.commit().map_err(unavailable)
+            Ok(())
         })
         .await
     }
@@ -274,7 +274,7 @@ impl SqliteStore {
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (answer, answered) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |conn| {
@@ -342,7 +342,7 @@ impl SqliteStore {
 /// Called with the group's COMMIT outcome; sends the write's answer.
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// One queued write: runs on the writer connection, says whether it succeeded.
-type Job = Box<dyn FnOnce(&mut Connection) -> (bool, Completion) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
 
 impl Inner {
     /// The committer: runs groups until the queue is empty, then steps down (and steps back up
@@ -373,33 +373,37 @@ impl Inner {
         }
         // Taken before the connection: if it is unusable, these jobs are dropped (each of
         // their writers hears of the failure) rather than retried forever.
-        let mut conn = self
+        let conn = self
             .writer
             .lock()
             .map_err(|_| StoreError::Unavailable("writer connection poisoned".into()))?;
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        // Transaction control through the statement cache too: parsing these per write cost
+        // as much as the writes.
+        let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut st| st.execute([]));
+        if let Err(e) = run("BEGIN IMMEDIATE") {
             // Dropping the jobs unanswered fails each of them; nothing was written.
             tracing::error!(error = %e, writes = jobs.len(), "cannot begin a write transaction");
             return Ok(());
         }
         let mut completions = Vec::with_capacity(jobs.len());
         for job in jobs {
-            if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+            // Each write is atomic on its own: a write that fails is rolled back to here.
+            if let Err(e) = run("SAVEPOINT job") {
                 tracing::error!(error = %e, "cannot open a savepoint; the write is dropped");
                 continue;
             }
-            let (ok, complete) = job(&mut conn);
-            let undo = if ok {
-                "RELEASE job"
+            let (ok, complete) = job(&conn);
+            let closed = if ok {
+                run("RELEASE job")
             } else {
-                "ROLLBACK TO job; RELEASE job"
+                run("ROLLBACK TO job").and_then(|_| run("RELEASE job"))
             };
-            if let Err(e) = conn.execute_batch(undo) {
+            if let Err(e) = closed {
                 tracing::error!(error = %e, "cannot close a savepoint");
             }
             completions.push(complete);
         }
-        let committed = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        let committed = run("COMMIT").map(|_| ()).map_err(|e| e.to_string());
         if committed.is_err() && !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
         }
@@ -1032,10 +1036,9 @@ impl Store for SqliteStore {
         let token = token.cloned();
         let notification = notification.cloned();
         self.write(move |conn| {
-            let tx = conn.savepoint()
-                .map_err(unavailable)?;
+            let tx = conn;
             if let Some(t) = &token {
-                let prior: Option<(String, String)> = row(&tx,
+                let prior: Option<(String, String)> = row(tx,
                         "SELECT param_hash, build_id FROM tokens WHERE account = ?1 AND region = ?2 AND operation = 'StartBuild' AND token = ?3",
                         params![build.account, build.region, t.token],
                         |r| Ok((r.get(0)?, r.get(1)?)),
@@ -1046,13 +1049,13 @@ impl Store for SqliteStore {
                     if hash != t.param_hash {
                         return Ok(CreateOutcome::TokenMismatch);
                     }
-                    let body: String = row(&tx, "SELECT body FROM builds WHERE build_id = ?1", [build_id], |r| r.get(0))
+                    let body: String = row(tx, "SELECT body FROM builds WHERE build_id = ?1", [build_id], |r| r.get(0))
                         .map_err(unavailable)?;
                     return Ok(CreateOutcome::Replayed(Box::new(decode_build(&body)?)));
                 }
             }
             // A counter kept in step with every status change: O(1), not O(builds in progress).
-            let in_progress: i64 = row(&tx,
+            let in_progress: i64 = row(tx,
                     "SELECT n FROM in_progress WHERE account = ?1 AND region = ?2",
                     params![build.account, build.region],
                     |r| r.get(0),
@@ -1063,19 +1066,18 @@ impl Store for SqliteStore {
             if in_progress >= i64::from(max_in_progress) {
                 return Ok(CreateOutcome::LimitExceeded { limit: max_in_progress });
             }
-            insert_build(&tx, &build)?;
+            insert_build(tx, &build)?;
             if let Some(t) = &token {
-                exec(&tx,
+                exec(tx,
                     "INSERT INTO tokens(account, region, operation, token, param_hash, build_id, created_ms) VALUES (?1, ?2, 'StartBuild', ?3, ?4, ?5, ?6)",
                     params![build.account, build.region, t.token, t.param_hash, build.build_id, build.created_ms],
                 )
                 .map_err(unavailable)?;
             }
             if let Some(n) = &notification {
-                insert_notification(&tx, n)?;
+                insert_notification(tx, n)?;
             }
-            tx.commit().map_err(unavailable)?;
-            Ok(CreateOutcome::Created)
+                        Ok(CreateOutcome::Created)
         })
         .await
     }
@@ -1159,9 +1161,8 @@ impl Store for SqliteStore {
         let build = build.clone();
         let effects = effects.clone();
         self.write(move |conn| {
-            let tx = conn.savepoint()
-                .map_err(unavailable)?;
-            let previous: Option<String> = row(&tx,
+            let tx = conn;
+            let previous: Option<String> = row(tx,
                     "SELECT status FROM builds WHERE build_id = ?1 AND version = ?2",
                     params![build.build_id, i64::try_from(expected_version).unwrap_or(i64::MAX)],
                     |r| r.get(0),
@@ -1174,9 +1175,9 @@ impl Store for SqliteStore {
             let was = previous == BuildStatus::InProgress.as_str();
             let is = build.status == BuildStatus::InProgress;
             if was != is {
-                adjust_in_progress(&tx, &build.account, &build.region, if is { 1 } else { -1 })?;
+                adjust_in_progress(tx, &build.account, &build.region, if is { 1 } else { -1 })?;
             }
-            let changed = exec(&tx,
+            let changed = exec(tx,
                     "UPDATE builds SET status = ?1, due_ms = ?2, version = ?3, body = ?4 WHERE build_id = ?5 AND version = ?6",
                     params![
                         build.status.as_str(),
@@ -1192,23 +1193,23 @@ impl Store for SqliteStore {
                 return Err(StoreError::ConditionFailed);
             }
             if let Some(img) = &effects.image {
-                exec(&tx,
+                exec(tx,
                     "INSERT OR REPLACE INTO images(region, image_id, body) VALUES (?1, ?2, ?3)",
                     params![img.region, img.image_id, encode(img)?],
                 )
                 .map_err(unavailable)?;
             }
             if let Some(logs) = &effects.logs {
-                exec(&tx,
+                exec(tx,
                     "INSERT OR REPLACE INTO build_logs(build_id, stdout, stderr) VALUES (?1, ?2, ?3)",
                     params![build.build_id, logs.stdout, logs.stderr],
                 )
                 .map_err(unavailable)?;
             }
             if let Some(n) = &effects.notification {
-                insert_notification(&tx, n)?;
+                insert_notification(tx, n)?;
             }
-            tx.commit().map_err(unavailable)
+            Ok(())
         })
         .await
     }
@@ -1226,14 +1227,12 @@ impl Store for SqliteStore {
         let token = token.cloned();
         let notifications = notifications.to_vec();
         self.write(move |conn| {
-            let tx = conn.savepoint().map_err(unavailable)?;
-            let outcome =
-                create_scans_tx(&tx, &operation, &scans, token.as_ref(), max_in_progress)?;
+            let tx = conn;
+            let outcome = create_scans_tx(tx, &operation, &scans, token.as_ref(), max_in_progress)?;
             if outcome == ScanCreateOutcome::Created {
                 for n in &notifications {
-                    insert_notification(&tx, n)?;
+                    insert_notification(tx, n)?;
                 }
-                tx.commit().map_err(unavailable)?;
             }
             Ok(outcome)
         })
@@ -1296,9 +1295,8 @@ impl Store for SqliteStore {
         let scan = scan.clone();
         let notification = notification.cloned();
         self.write(move |conn| {
-            let tx = conn.savepoint()
-                .map_err(unavailable)?;
-            let changed = exec(&tx,
+            let tx = conn;
+            let changed = exec(tx,
                     "UPDATE scans SET status = ?1, due_ms = ?2, version = ?3, body = ?4 WHERE scan_id = ?5 AND version = ?6",
                     params![
                         scan.status.as_str(),
@@ -1314,9 +1312,9 @@ impl Store for SqliteStore {
                 return Err(StoreError::ConditionFailed);
             }
             if let Some(n) = &notification {
-                insert_notification(&tx, n)?;
+                insert_notification(tx, n)?;
             }
-            tx.commit().map_err(unavailable)
+            Ok(())
         })
         .await
     }
@@ -1361,16 +1359,16 @@ impl Store for SqliteStore {
         // Ids are outbox row ids; one that is not a number names no entry.
         let ids: Vec<i64> = ids.iter().filter_map(|i| i.parse().ok()).collect();
         self.write(move |conn| {
-            let tx = conn.savepoint().map_err(unavailable)?;
+            let tx = conn;
             for id in ids {
                 exec(
-                    &tx,
+                    tx,
                     "UPDATE outbox SET delivered_ms = ?1 WHERE id = ?2 AND delivered_ms IS NULL",
                     params![now_ms, id],
                 )
                 .map_err(unavailable)?;
             }
-            tx.commit().map_err(unavailable)
+            Ok(())
         })
         .await
     }
@@ -1400,7 +1398,7 @@ impl Store for SqliteStore {
     async fn reset(&self, account: Option<&str>) -> Result<(), StoreError> {
         let account = account.map(str::to_string);
         self.write(move |conn| {
-            let tx = conn.savepoint().map_err(unavailable)?;
+            let tx = conn;
             match &account {
                 None => tx
                     .execute_batch(
@@ -1410,14 +1408,14 @@ impl Store for SqliteStore {
                     )
                     .map_err(unavailable)?,
                 Some(a) => {
-                    exec(&tx, "DELETE FROM build_logs WHERE build_id IN (SELECT build_id FROM builds WHERE account = ?1)", [a])
+                    exec(tx, "DELETE FROM build_logs WHERE build_id IN (SELECT build_id FROM builds WHERE account = ?1)", [a])
                         .map_err(unavailable)?;
                     for table in ["builds", "build_options", "build_products", "tokens", "in_progress", "scans"] {
-                        exec(&tx, &format!("DELETE FROM {table} WHERE account = ?1"), [a]).map_err(unavailable)?;
+                        exec(tx, &format!("DELETE FROM {table} WHERE account = ?1"), [a]).map_err(unavailable)?;
                     }
                 }
             }
-            tx.commit().map_err(unavailable)
+            Ok(())
         })
         .await?;
         if let Ok(mut cache) = self.inner.decoded.lock() {
@@ -1452,12 +1450,11 @@ impl Store for SqliteStore {
     ) -> Result<Vec<SigningKey>, StoreError> {
         let purpose = purpose.to_string();
         self.write(move |conn| {
-            let tx = conn.savepoint().map_err(unavailable)?;
-            let mut keys = load_keys(&tx, &purpose)?;
+            let tx = conn;
+            let mut keys = load_keys(tx, &purpose)?;
             if keys.is_empty() {
-                keys.push(add_key(&tx, &purpose, 1, now_ms)?);
+                keys.push(add_key(tx, &purpose, 1, now_ms)?);
             }
-            tx.commit().map_err(unavailable)?;
             Ok(keys)
         })
         .await
@@ -1466,10 +1463,9 @@ impl Store for SqliteStore {
     async fn rotate_key(&self, purpose: &str, now_ms: i64) -> Result<SigningKey, StoreError> {
         let purpose = purpose.to_string();
         self.write(move |conn| {
-            let tx = conn.savepoint().map_err(unavailable)?;
-            let next = load_keys(&tx, &purpose)?.first().map_or(1, |k| k.id + 1);
-            let key = add_key(&tx, &purpose, next, now_ms)?;
-            tx.commit().map_err(unavailable)?;
+            let tx = conn;
+            let next = load_keys(tx, &purpose)?.first().map_or(1, |k| k.id + 1);
+            let key = add_key(tx, &purpose, next, now_ms)?;
             Ok(key)
         })
         .await
