@@ -3,7 +3,7 @@
 //! requests/s and p50/p99/p99.9 latency.
 //!
 //! ```text
-//! loadgen run ENDPOINT describe|start|dynamodb-getitem|unsigned CONCURRENCY REQUESTS [MAX_RESULTS]
+//! loadgen run ENDPOINT describe|describe-distinct|start|start-scan|dynamodb-getitem|unsigned CONCURRENCY REQUESTS [MAX_RESULTS]
 //! loadgen startup BINARY [ARGS…]        # ms from spawn to the first answered request
 //! loadgen harness ENDPOINT TOKEN N [build|scan]
 //! loadgen abuse ENDPOINT SLOW_CONNECTIONS OVERSIZED_CONCURRENCY SECONDS
@@ -72,6 +72,9 @@ fn signed(
 fn make_request(host: &str, op: &str, max_results: u32, i: u64) -> hyper::Request<Full<Bytes>> {
     match op {
         "describe" => signed(host, "aws-marketplace", "AWSMPImageBuilding.DescribeBuilds", "application/x-amz-json-1.1", format!("{{\"MaxResults\": {max_results}}}")),
+        // The same query in other bytes each time (trailing spaces): no two consecutive requests
+        // can share a whole cached answer, as when clients page, filter or poll differently.
+        "describe-distinct" => signed(host, "aws-marketplace", "AWSMPImageBuilding.DescribeBuilds", "application/x-amz-json-1.1", format!("{{\"MaxResults\": {max_results}{}}}", " ".repeat((i % 512) as usize))),
         "start" => signed(
             host,
             "aws-marketplace",

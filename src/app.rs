@@ -163,6 +163,9 @@ impl App {
                 .clone()
                 .map(|s| s as Arc<dyn crate::ops::TopicDirectory>),
             pages: crate::ops::page_cache::PageCache::new(config.response_cache_entries),
+            fragments: crate::ops::page_cache::FragmentCache::new(
+                config.response_cache_entries.saturating_mul(32),
+            ),
         });
         let model = Model::parse(IMAGE_BUILD_MODEL)?;
         let credentials = match &config.accounts {

@@ -646,11 +646,15 @@ pub async fn describe_builds_json(
             return Ok(hit);
         }
     }
-    let out = describe_builds_at(ctx, caller, input, now).await?;
-    let answer = bytes::Bytes::from(
-        serde_json::to_vec(&out)
-            .map_err(|e| OpError::InternalServerErrorException(e.to_string()))?,
-    );
+    let (builds, next_token) = list_page(ctx, caller, input, now).await?;
+    let answer = render_page(
+        ctx,
+        caller,
+        builds,
+        next_token.as_deref(),
+        now,
+        generation.is_some(),
+    )?;
     if let (Some(g), Some(k)) = (generation, key) {
         ctx.pages.put(k, g, second, answer.clone());
     }
@@ -663,6 +667,21 @@ async fn describe_builds_at(
     input: DescribeBuildsInput,
     now: i64,
 ) -> Result<DescribeBuildsOutput, OpError> {
+    let (builds, next_token) = list_page(ctx, caller, input, now).await?;
+    let builds = builds
+        .into_iter()
+        .map(|b| describe(ctx, caller, b, now))
+        .collect();
+    Ok(DescribeBuildsOutput { builds, next_token })
+}
+
+/// The page of builds DescribeBuilds answers with, and its NextToken.
+async fn list_page(
+    ctx: &Ctx,
+    caller: &Caller,
+    input: DescribeBuildsInput,
+    now: i64,
+) -> Result<(Vec<std::sync::Arc<Build>>, Option<String>), OpError> {
     let limit = match input.max_results {
         None => ctx.config.default_page_size,
         Some(n) if (1..=256).contains(&n) => usize::try_from(n).unwrap_or(256),
@@ -693,12 +712,63 @@ async fn describe_builds_at(
         .next
         .as_ref()
         .map(|c| paging::encode(&ctx.paging_keys, &binding, c, now));
-    let builds = page
-        .builds
-        .into_iter()
-        .map(|b| describe(ctx, caller, b, now))
-        .collect();
-    Ok(DescribeBuildsOutput { builds, next_token })
+    Ok((page.builds, next_token))
+}
+
+/// Renders a page as `DescribeBuildsOutput` JSON, each build's object reused from the
+/// fragment cache when it was rendered from the very same stored build (the same decoded
+/// record), for the same base URL and log-URL expiry (whole seconds), so the bytes are the
+/// ones `serde_json` would write for the whole output.
+fn render_page(
+    ctx: &Ctx,
+    caller: &Caller,
+    builds: Vec<std::sync::Arc<Build>>,
+    next_token: Option<&str>,
+    now: i64,
+    reuse: bool,
+) -> Result<bytes::Bytes, OpError> {
+    let expires = now / 1000 + ctx.config.log_url_ttl_seconds;
+    let mut reused = if reuse {
+        ctx.fragments.get_all(&builds, &caller.base_url, expires)
+    } else {
+        vec![None; builds.len()]
+    };
+    let mut fresh = Vec::new();
+    for (i, b) in builds.iter().enumerate() {
+        if reused[i].is_none() {
+            let json = serde_json::to_vec(&describe(ctx, caller, b.clone(), now))
+                .map_err(|e| OpError::InternalServerErrorException(e.to_string()))?;
+            let json = bytes::Bytes::from(json);
+            reused[i] = Some(json.clone());
+            fresh.push((b.clone(), json));
+        }
+    }
+    if reuse && !fresh.is_empty() {
+        ctx.fragments.put_all(fresh, &caller.base_url, expires);
+    }
+    let mut out = Vec::with_capacity(
+        reused
+            .iter()
+            .flatten()
+            .map(bytes::Bytes::len)
+            .sum::<usize>()
+            + 256,
+    );
+    out.extend_from_slice(b"{\"Builds\":[");
+    for (i, f) in reused.iter().flatten().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(f);
+    }
+    out.push(b']');
+    if let Some(t) = next_token {
+        out.extend_from_slice(b",\"NextToken\":");
+        serde_json::to_writer(&mut out, t)
+            .map_err(|e| OpError::InternalServerErrorException(e.to_string()))?;
+    }
+    out.push(b'}');
+    Ok(bytes::Bytes::from(out))
 }
 
 #[cfg(test)]
@@ -775,6 +845,7 @@ mod tests {
             url_signer: crate::ops::logs::UrlSigner::new(&[vec![2; 32]]),
             topics: None,
             pages: crate::ops::page_cache::PageCache::new(0),
+            fragments: crate::ops::page_cache::FragmentCache::new(0),
         }
     }
 
@@ -803,6 +874,56 @@ mod tests {
         assert_eq!(err.type_name(), "InternalServerErrorException");
         let api: crate::protocol::ApiError = err.into();
         assert_eq!(api.status, hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[tokio::test]
+    async fn a_page_assembled_from_reused_build_objects_is_the_serde_answer_byte_for_byte() {
+        let store = crate::store::sqlite::SqliteStore::in_memory().unwrap();
+        let builds: Vec<Build> = (0..5)
+            .map(|i| {
+                let mut b =
+                    crate::store::conformance::sample_build("123456789012", i, &format!("b{i}"));
+                b.has_logs = i % 2 == 0;
+                b
+            })
+            .collect();
+        store.import_builds(builds).await.unwrap();
+        let clock = std::sync::Arc::new(crate::clock::ManualClock::new(1_800_000_000_000));
+        let ctx = Ctx {
+            store: std::sync::Arc::new(store),
+            clock: clock.clone(),
+            pages: crate::ops::page_cache::PageCache::new(4),
+            fragments: crate::ops::page_cache::FragmentCache::new(64),
+            ..failing_ctx()
+        };
+        let caller = Caller {
+            account: "123456789012".into(),
+            region: "us-east-1".into(),
+            base_url: "http://127.0.0.1:4580".into(),
+        };
+        let input = || DescribeBuildsInput {
+            max_results: Some(3),
+            ..Default::default()
+        };
+        let serde =
+            serde_json::to_vec(&describe_builds(&ctx, &caller, input()).await.unwrap()).unwrap();
+        // First render (fresh objects), then other request bytes (no whole-answer reuse, every
+        // object reused), then the same bytes again (whole-answer reuse).
+        for body in [
+            &b"{\"MaxResults\":3}"[..],
+            b"{\"MaxResults\": 3}",
+            b"{\"MaxResults\": 3}",
+        ] {
+            let got =
+                describe_builds_json(&ctx, &caller, &bytes::Bytes::copy_from_slice(body), input())
+                    .await
+                    .unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&serde)
+            );
+        }
+        assert!(serde.windows(11).any(|w| w == b"\"NextToken\""));
     }
 
     #[test]

@@ -118,6 +118,8 @@ pub struct Ctx {
     pub topics: Option<std::sync::Arc<dyn TopicDirectory>>,
     /// Rendered DescribeBuilds answers, reused until the next write or second.
     pub pages: page_cache::PageCache,
+    /// Rendered build objects, reused while the record, host and second are the same.
+    pub fragments: page_cache::FragmentCache,
 }
 
 impl Ctx {

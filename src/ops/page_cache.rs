@@ -9,7 +9,11 @@
 //! Only stores that can name a generation (the embedded one, which owns its data dir) take
 //! part; a shared store (DynamoDB, written by other instances) never caches.
 //!
-//! Depends on: nothing crate-internal.
+//! Below whole answers, `FragmentCache` keeps each build's rendered JSON object: a page that
+//! differs (another filter, the next page) still reuses the objects of builds whose stored
+//! record has not changed, for the same base URL and the same log-URL expiry second.
+//!
+//! Depends on: domain (`Build`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -120,6 +124,91 @@ impl PageCache {
     }
 }
 
+/// One build's rendered object, valid for exactly that decoded record (compared by pointer:
+/// the embedded store hands out the same `Arc` while a build's version is unchanged, and this
+/// entry keeps it alive so the address cannot be reused), base URL and expiry second.
+#[derive(Debug)]
+struct Fragment {
+    build: std::sync::Arc<crate::domain::Build>,
+    base_url: String,
+    expires: i64,
+    json: Bytes,
+}
+
+/// Rendered build objects by build id; when full it starts over.
+#[derive(Debug, Default)]
+pub struct FragmentCache {
+    capacity: usize,
+    entries: Mutex<HashMap<String, Fragment>>,
+}
+
+impl FragmentCache {
+    /// A cache of at most `capacity` build objects (0 disables it).
+    #[must_use]
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// For each build, its object if rendered from this very record for `base_url` and
+    /// `expires`.
+    #[must_use]
+    pub fn get_all(
+        &self,
+        builds: &[std::sync::Arc<crate::domain::Build>],
+        base_url: &str,
+        expires: i64,
+    ) -> Vec<Option<Bytes>> {
+        let Ok(entries) = self.entries.lock() else {
+            return vec![None; builds.len()];
+        };
+        builds
+            .iter()
+            .map(|b| {
+                entries
+                    .get(&b.build_id)
+                    .filter(|f| {
+                        std::sync::Arc::ptr_eq(&f.build, b)
+                            && f.expires == expires
+                            && f.base_url == base_url
+                    })
+                    .map(|f| f.json.clone())
+            })
+            .collect()
+    }
+
+    /// Keeps freshly rendered objects.
+    pub fn put_all(
+        &self,
+        rendered: Vec<(std::sync::Arc<crate::domain::Build>, Bytes)>,
+        base_url: &str,
+        expires: i64,
+    ) {
+        if self.capacity == 0 {
+            return;
+        }
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        if entries.len() + rendered.len() > self.capacity {
+            entries.clear();
+        }
+        for (build, json) in rendered.into_iter().take(self.capacity) {
+            entries.insert(
+                build.build_id.clone(),
+                Fragment {
+                    build,
+                    base_url: base_url.to_string(),
+                    expires,
+                    json,
+                },
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +234,46 @@ mod tests {
         let other =
             PageKey::new("210987654321", "us-east-1", "http://h", &Bytes::from("{}")).unwrap();
         assert_eq!(c.get(&other, 7, 100), None, "another account");
+    }
+
+    #[test]
+    fn fragments_match_only_the_same_record_url_and_second() {
+        let c = FragmentCache::new(2);
+        let b = std::sync::Arc::new(crate::store::conformance::sample_build(
+            "123456789012",
+            1,
+            "b1",
+        ));
+        c.put_all(vec![(b.clone(), Bytes::from_static(b"{}"))], "http://h", 10);
+        assert_eq!(
+            c.get_all(std::slice::from_ref(&b), "http://h", 10),
+            vec![Some(Bytes::from_static(b"{}"))]
+        );
+        assert_eq!(
+            c.get_all(std::slice::from_ref(&b), "http://h", 11),
+            vec![None],
+            "another second"
+        );
+        assert_eq!(
+            c.get_all(std::slice::from_ref(&b), "http://other", 10),
+            vec![None],
+            "another host"
+        );
+        let same_content = std::sync::Arc::new((*b).clone());
+        assert_eq!(
+            c.get_all(&[same_content], "http://h", 10),
+            vec![None],
+            "another record"
+        );
+        for i in 0..5 {
+            let x = std::sync::Arc::new(crate::store::conformance::sample_build(
+                "123456789012",
+                i,
+                &format!("x{i}"),
+            ));
+            c.put_all(vec![(x, Bytes::from_static(b"{}"))], "http://h", 10);
+            assert!(c.entries.lock().unwrap().len() <= 2);
+        }
     }
 
     #[test]
