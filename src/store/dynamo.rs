@@ -1117,19 +1117,11 @@ impl Store for DynamoStore {
     }
 
     async fn due_builds(&self, now_ms: i64, limit: usize) -> Result<Vec<Build>, StoreError> {
-        let r = self
-            .client
-            .query()
-            .table_name(&*self.table)
-            .index_name("GSI4")
-            .key_condition_expression("G4PK = :pk AND G4SK <= :sk")
-            .expression_attribute_values(":pk", s("DUE"))
-            .expression_attribute_values(":sk", s(format!("{now_ms:013}~")))
-            .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        r.items().iter().map(decode_build).collect()
+        self.due_items("DUE", now_ms, limit)
+            .await?
+            .iter()
+            .map(decode_build)
+            .collect()
     }
 
     async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
@@ -1224,22 +1216,7 @@ impl Store for DynamoStore {
         if let Some(nt) = &effects.notification {
             items.push(put(table, notification_item(nt)?, None)?);
         }
-        match self.transact(items).await {
-            Ok(_) => Ok(()),
-            Err(e) => match cancellation(&e) {
-                Some(reasons)
-                    if reasons.iter().any(|r| {
-                        matches!(
-                            r.0.as_deref(),
-                            Some("ConditionalCheckFailed" | "TransactionConflict")
-                        )
-                    }) =>
-                {
-                    Err(StoreError::ConditionFailed)
-                }
-                _ => Err(unavailable(e)),
-            },
-        }
+        self.transact_fenced(items).await
     }
 
     async fn create_scans(
@@ -1338,20 +1315,9 @@ impl Store for DynamoStore {
     }
 
     async fn due_scans(&self, now_ms: i64, limit: usize) -> Result<Vec<Scan>, StoreError> {
-        let r = self
-            .client
-            .query()
-            .table_name(&*self.table)
-            .index_name("GSI4")
-            .key_condition_expression("G4PK = :pk AND G4SK <= :sk")
-            .expression_attribute_values(":pk", s("SDUE"))
-            .expression_attribute_values(":sk", s(format!("{now_ms:013}~")))
-            .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let mut scans = r
-            .items()
+        let mut scans = self
+            .due_items("SDUE", now_ms, limit)
+            .await?
             .iter()
             .map(decode_scan)
             .collect::<Result<Vec<_>, _>>()?;
@@ -1416,22 +1382,7 @@ impl Store for DynamoStore {
         if let Some(nt) = notification {
             items.push(put(table, notification_item(nt)?, None)?);
         }
-        match self.transact(items).await {
-            Ok(_) => Ok(()),
-            Err(e) => match cancellation(&e) {
-                Some(reasons)
-                    if reasons.iter().any(|r| {
-                        matches!(
-                            r.0.as_deref(),
-                            Some("ConditionalCheckFailed" | "TransactionConflict")
-                        )
-                    }) =>
-                {
-                    Err(StoreError::ConditionFailed)
-                }
-                _ => Err(unavailable(e)),
-            },
-        }
+        self.transact_fenced(items).await
     }
 
     async fn created_image(
@@ -1727,6 +1678,50 @@ impl DynamoStore {
             let jitter = u64::from(rand::thread_rng().next_u32() % 25);
             tokio::time::sleep(std::time::Duration::from_millis(10 * attempt + jitter)).await;
         }
+    }
+
+    /// A version-fenced transaction: a lost condition (or a conflict that outlasted the
+    /// retries) is `ConditionFailed`, anything else is unavailability.
+    async fn transact_fenced(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+        match self.transact(items).await {
+            Ok(_) => Ok(()),
+            Err(e) => match cancellation(&e) {
+                Some(reasons)
+                    if reasons.iter().any(|r| {
+                        matches!(
+                            r.0.as_deref(),
+                            Some("ConditionalCheckFailed" | "TransactionConflict")
+                        )
+                    }) =>
+                {
+                    Err(StoreError::ConditionFailed)
+                }
+                _ => Err(unavailable(e)),
+            },
+        }
+    }
+
+    /// Items of a GSI4 partition (`DUE` for builds, `SDUE` for scans) due at or before
+    /// `now_ms`, earliest first, at most `limit`.
+    async fn due_items(
+        &self,
+        partition: &str,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let r = self
+            .client
+            .query()
+            .table_name(&*self.table)
+            .index_name("GSI4")
+            .key_condition_expression("G4PK = :pk AND G4SK <= :sk")
+            .expression_attribute_values(":pk", s(partition))
+            .expression_attribute_values(":sk", s(format!("{now_ms:013}~")))
+            .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(r.items().to_vec())
     }
 
     async fn claim_token(
