@@ -348,6 +348,17 @@ impl Inner {
     /// The committer: runs groups until the queue is empty, then steps down (and steps back up
     /// if a write slipped in meanwhile, so no queued write is left without a committer).
     fn commit_until_empty(&self) {
+        // Should a write panic, the committer still steps down (on unwind), so the next
+        // writer starts another one and hears of the poisoned connection instead of waiting.
+        struct StepDown<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for StepDown<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0.store(false, Ordering::Release);
+                }
+            }
+        }
+        let _step_down = StepDown(&self.committing);
         loop {
             if let Err(e) = self.run_pending() {
                 tracing::error!(error = %e, "group commit failed");
