@@ -207,8 +207,8 @@ async fn kill_during_concurrent_starts(trial: &str, kill_after: usize) {
                         killed.notify_one();
                     }
                 } else {
-                    // Before the kill every answer must be a success.
-                    assert!(r.status >= 500 || r.status == 200, "{:?}", r.body);
+                    // Every call that got an answer at all must have succeeded.
+                    panic!("StartBuild {i} answered {}: {:?}", r.status, r.body);
                 }
             }
         }));
