@@ -254,8 +254,7 @@ impl SqliteStore {
     /// # Errors
     /// `StoreError::Unavailable` if the transaction fails (nothing is written then).
     pub async fn import_builds(&self, builds: Vec<Build>) -> Result<(), StoreError> {
-        self.write(move |conn| {
-            let tx = conn;
+        self.write(move |tx| {
             for b in &builds {
                 insert_build(tx, b)?;
             }
@@ -1046,8 +1045,7 @@ impl Store for SqliteStore {
         let build = build.clone();
         let token = token.cloned();
         let notification = notification.cloned();
-        self.write(move |conn| {
-            let tx = conn;
+        self.write(move |tx| {
             if let Some(t) = &token {
                 let prior: Option<(String, String)> = row(tx,
                         "SELECT param_hash, build_id FROM tokens WHERE account = ?1 AND region = ?2 AND operation = 'StartBuild' AND token = ?3",
@@ -1171,8 +1169,7 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let build = build.clone();
         let effects = effects.clone();
-        self.write(move |conn| {
-            let tx = conn;
+        self.write(move |tx| {
             let previous: Option<String> = row(tx,
                     "SELECT status FROM builds WHERE build_id = ?1 AND version = ?2",
                     params![build.build_id, i64::try_from(expected_version).unwrap_or(i64::MAX)],
@@ -1237,8 +1234,7 @@ impl Store for SqliteStore {
         let scans = scans.to_vec();
         let token = token.cloned();
         let notifications = notifications.to_vec();
-        self.write(move |conn| {
-            let tx = conn;
+        self.write(move |tx| {
             let outcome = create_scans_tx(tx, &operation, &scans, token.as_ref(), max_in_progress)?;
             if outcome == ScanCreateOutcome::Created {
                 for n in &notifications {
@@ -1305,8 +1301,7 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let scan = scan.clone();
         let notification = notification.cloned();
-        self.write(move |conn| {
-            let tx = conn;
+        self.write(move |tx| {
             let changed = exec(tx,
                     "UPDATE scans SET status = ?1, due_ms = ?2, version = ?3, body = ?4 WHERE scan_id = ?5 AND version = ?6",
                     params![
@@ -1369,8 +1364,7 @@ impl Store for SqliteStore {
     async fn mark_delivered(&self, ids: &[String], now_ms: i64) -> Result<(), StoreError> {
         // Ids are outbox row ids; one that is not a number names no entry.
         let ids: Vec<i64> = ids.iter().filter_map(|i| i.parse().ok()).collect();
-        self.write(move |conn| {
-            let tx = conn;
+        self.write(move |tx| {
             for id in ids {
                 exec(
                     tx,
@@ -1408,8 +1402,7 @@ impl Store for SqliteStore {
 
     async fn reset(&self, account: Option<&str>) -> Result<(), StoreError> {
         let account = account.map(str::to_string);
-        self.write(move |conn| {
-            let tx = conn;
+        self.write(move |tx| {
             match &account {
                 None => tx
                     .execute_batch(
@@ -1460,8 +1453,7 @@ impl Store for SqliteStore {
         now_ms: i64,
     ) -> Result<Vec<SigningKey>, StoreError> {
         let purpose = purpose.to_string();
-        self.write(move |conn| {
-            let tx = conn;
+        self.write(move |tx| {
             let mut keys = load_keys(tx, &purpose)?;
             if keys.is_empty() {
                 keys.push(add_key(tx, &purpose, 1, now_ms)?);
@@ -1473,8 +1465,7 @@ impl Store for SqliteStore {
 
     async fn rotate_key(&self, purpose: &str, now_ms: i64) -> Result<SigningKey, StoreError> {
         let purpose = purpose.to_string();
-        self.write(move |conn| {
-            let tx = conn;
+        self.write(move |tx| {
             let next = load_keys(tx, &purpose)?.first().map_or(1, |k| k.id + 1);
             let key = add_key(tx, &purpose, next, now_ms)?;
             Ok(key)
