@@ -132,6 +132,24 @@ async fn negative_cases_answer_like_aws_and_write_nothing() {
         "IncompleteSignatureException",
         "Unsupported AWS 'algorithm': 'AWS4-HMAC-SHA512'.",
     );
+    let three_missing = "Authorization header requires 'Credential' parameter. Authorization header requires 'Signature' parameter. Authorization header requires 'SignedHeaders' parameter.";
+    for (name, header) in [
+        ("bare X", "X"),
+        ("bearer", "Bearer abc"),
+        ("sigv2", "AWS AKIAIOSFODNN7EXAMPLE:c2lnbmF0dXJl"),
+    ] {
+        let mut r = good();
+        set(&mut r, "authorization", header);
+        r.headers_mut().remove("x-amz-date");
+        let msg = format!("{three_missing} Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization={header}");
+        add(
+            name,
+            r,
+            400,
+            "IncompleteSignatureException",
+            Box::leak(msg.into_boxed_str()),
+        );
+    }
     add(
         "no Signature",
         with_auth(&|a| a.split(", Signature=").next().unwrap().to_string()),

@@ -444,38 +444,49 @@ fn parse_presigned(query: &[(String, String)]) -> Result<Signed, AuthError> {
     })
 }
 
+/// The three parameters of an `Authorization` header, and the first part that was not
+/// `key=value`.
+#[derive(Default)]
+struct AuthParams {
+    credential: Option<String>,
+    signed_headers: Option<String>,
+    signature: Option<String>,
+    malformed: Option<String>,
+}
+
+fn auth_params(rest: &str) -> AuthParams {
+    let mut p = AuthParams::default();
+    for part in rest.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let Some((k, v)) = part.split_once('=') else {
+            p.malformed.get_or_insert_with(|| part.to_string());
+            continue;
+        };
+        let slot = match k.trim() {
+            "Credential" => &mut p.credential,
+            "SignedHeaders" => &mut p.signed_headers,
+            "Signature" => &mut p.signature,
+            _ => continue,
+        };
+        *slot = Some(v.trim().to_string());
+    }
+    p
+}
+
+/// AWS's order: a malformed pair of a SigV4 header, then the missing parameters (whatever the
+/// algorithm, so `Authorization: X` reads as incomplete), then the algorithm.
 fn parse_header_auth(header: &str, headers: &http::HeaderMap) -> Result<Signed, AuthError> {
     let (algorithm, rest) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
-    if algorithm != "AWS4-HMAC-SHA256" {
+    let params = auth_params(rest);
+    if let (Some(part), "AWS4-HMAC-SHA256") = (&params.malformed, algorithm) {
         return Err(AuthError::IncompleteSignature(format!(
-            "Unsupported AWS 'algorithm': '{algorithm}'."
+            "'{part}' not a valid key=value pair (missing equal-sign) in Authorization header: '{header}'."
         )));
-    }
-    let mut credential = None;
-    let mut signed_headers = None;
-    let mut signature = None;
-    for part in rest.split(',') {
-        let part = part.trim();
-        if part.is_empty() {
-            continue;
-        }
-        let Some((k, v)) = part.split_once('=') else {
-            return Err(AuthError::IncompleteSignature(format!(
-                "'{part}' not a valid key=value pair (missing equal-sign) in Authorization header: '{header}'."
-            )));
-        };
-        match k.trim() {
-            "Credential" => credential = Some(v.trim().to_string()),
-            "SignedHeaders" => signed_headers = Some(v.trim().to_string()),
-            "Signature" => signature = Some(v.trim().to_string()),
-            _ => {}
-        }
     }
     let mut missing = String::new();
     for (name, present) in [
-        ("Credential", credential.is_some()),
-        ("Signature", signature.is_some()),
-        ("SignedHeaders", signed_headers.is_some()),
+        ("Credential", params.credential.is_some()),
+        ("Signature", params.signature.is_some()),
+        ("SignedHeaders", params.signed_headers.is_some()),
     ] {
         if !present {
             missing.push_str(&format!(
@@ -493,8 +504,13 @@ fn parse_header_auth(header: &str, headers: &http::HeaderMap) -> Result<Signed, 
             "{missing}Authorization={header}"
         )));
     }
+    if algorithm != "AWS4-HMAC-SHA256" {
+        return Err(AuthError::IncompleteSignature(format!(
+            "Unsupported AWS 'algorithm': '{algorithm}'."
+        )));
+    }
     let (Some(credential), Some(signed_headers), Some(signature)) =
-        (credential, signed_headers, signature)
+        (params.credential, params.signed_headers, params.signature)
     else {
         return Err(AuthError::IncompleteSignature(format!(
             "Authorization={header}"
@@ -952,7 +968,9 @@ mod tests {
         let mut h = kat_headers("x", "host");
         h.insert(
             "authorization",
-            "AWS4-HMAC-SHA512 Credential=a".parse().unwrap(),
+            "AWS4-HMAC-SHA512 Credential=a, SignedHeaders=host, Signature=b"
+                .parse()
+                .unwrap(),
         );
         assert_eq!(
             verifier().verify(&req(&h, b"{}"), NOW).unwrap_err(),
@@ -960,6 +978,17 @@ mod tests {
                 "Unsupported AWS 'algorithm': 'AWS4-HMAC-SHA512'.".into()
             )
         );
+        // Parameters before the algorithm: a header that is not SigV4 at all reads as incomplete.
+        for bad in ["X", "Bearer abc", "AWS AKIAIOSFODNN7EXAMPLE:sig"] {
+            h.insert("authorization", bad.parse().unwrap());
+            assert_eq!(
+                verifier().verify(&req(&h, b"{}"), NOW).unwrap_err(),
+                AuthError::IncompleteSignature(format!(
+                    "Authorization header requires 'Credential' parameter. Authorization header requires 'Signature' parameter. Authorization header requires 'SignedHeaders' parameter. Authorization={bad}"
+                )),
+                "{bad}"
+            );
+        }
         h.insert(
             "authorization",
             "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE, SignedHeaders=host, Signature=abc"
