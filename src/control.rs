@@ -330,11 +330,14 @@ async fn mutate(
                 }
             }
             match ctx.store.reset(account).await {
-                Ok(()) => json_response(
-                    StatusCode::OK,
-                    json!({"Reset": account.unwrap_or("all")}).to_string(),
-                    request_id,
-                ),
+                Ok(()) => {
+                    ctx.harness.rewind_seed();
+                    json_response(
+                        StatusCode::OK,
+                        json!({"Reset": account.unwrap_or("all")}).to_string(),
+                        request_id,
+                    )
+                }
                 Err(e) => store_failure(&e, request_id),
             }
         }

@@ -438,6 +438,20 @@ async fn transitions_outcomes_seed_and_faults() {
         runs.push((id, ami));
     }
     assert_eq!(runs[0], runs[1]);
+    // a reset alone restarts the seeded sequence: the same ids again, without seeding anew
+    control(&app, "POST", "reset", Some(TOKEN), "{}").await;
+    let id = app
+        .call("StartBuild", start_body(GOOD_FO, LINUX_AMI))
+        .await
+        .body["BuildId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ami = app.wait_terminal(&id).await["DestinationImage"]["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!((id, ami), runs[0], "reset must rewind the seeded ids");
     // faults: two throttles, then normal service; a 503; latency only
     let faults = json!({"Rules": [{"Operation": "StartBuild", "Exception": "ThrottlingException", "Count": 2}]});
     control(&app, "PUT", "faults", Some(TOKEN), &faults.to_string()).await;

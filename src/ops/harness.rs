@@ -285,6 +285,7 @@ pub struct Harness {
     outcomes: Mutex<Vec<OutcomeRule>>,
     faults: Mutex<Vec<FaultRule>>,
     ids: Mutex<Option<rand::rngs::StdRng>>,
+    seed: Mutex<Option<u64>>,
 }
 
 impl Harness {
@@ -416,6 +417,18 @@ impl Harness {
 
     /// Makes ids deterministic from now on (`None`: random again).
     pub fn seed(&self, seed: Option<u64>) {
+        if let Ok(mut g) = self.seed.lock() {
+            *g = seed;
+        }
+        if let Ok(mut g) = self.ids.lock() {
+            *g = seed.map(rand::rngs::StdRng::seed_from_u64);
+        }
+    }
+
+    /// Restarts the seeded sequence from its seed (a reset's ids repeat those after the seed);
+    /// nothing when no seed is set.
+    pub fn rewind_seed(&self) {
+        let seed = self.seed.lock().ok().and_then(|g| *g);
         if let Ok(mut g) = self.ids.lock() {
             *g = seed.map(rand::rngs::StdRng::seed_from_u64);
         }
