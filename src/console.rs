@@ -35,6 +35,11 @@ const ASSETS: [(&str, &str, &str); 4] = [
     ),
 ];
 
+/// The page's icon, also served at `/favicon.ico` for clients that ask there unprompted.
+const FAVICON: &str = include_str!("../console/favicon.svg");
+/// Where browsers look for an icon when a page declares none.
+pub const FAVICON_PATH: &str = "/favicon.ico";
+
 /// Same origin only: no CDNs, no inline script, no framing.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
                    img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -42,7 +47,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; conn
 /// True for paths the console answers.
 #[must_use]
 pub fn owns(path: &str) -> bool {
-    path == PREFIX || path.starts_with("/console/")
+    path == PREFIX || path.starts_with("/console/") || path == FAVICON_PATH
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
@@ -72,9 +77,15 @@ pub fn handle(method: &Method, path: &str) -> Response<Full<Bytes>> {
     }
     let name = match path.trim_start_matches("/console/") {
         "" => "index.html",
+        FAVICON_PATH | "favicon.svg" => "favicon.svg",
         other => other,
     };
-    let Some((_, content_type, body)) = ASSETS.iter().find(|(n, _, _)| *n == name) else {
+    let found = ASSETS
+        .iter()
+        .chain(&[("favicon.svg", "image/svg+xml", FAVICON)])
+        .find(|(n, _, _)| *n == name)
+        .copied();
+    let Some((_, content_type, body)) = found else {
         return plain(StatusCode::NOT_FOUND, "Not found\n");
     };
     let body = if method == Method::HEAD { "" } else { body };
@@ -125,6 +136,12 @@ mod tests {
             StatusCode::METHOD_NOT_ALLOWED
         );
         assert!(owns("/console") && owns("/console/app.css") && !owns("/consoles"));
+        for p in ["/favicon.ico", "/console/favicon.svg"] {
+            let r = handle(&Method::GET, p);
+            assert_eq!(r.status(), StatusCode::OK, "{p}");
+            assert_eq!(r.headers()["content-type"], "image/svg+xml", "{p}");
+        }
+        assert!(owns("/favicon.ico"));
     }
 
     #[test]
@@ -134,5 +151,8 @@ mod tests {
                 assert!(!body.contains(needle), "{name} mentions {needle}");
             }
         }
+        // The icon names SVG's XML namespace, which is an identifier, not a request.
+        let icon = FAVICON.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
+        assert!(!icon.contains("http") && !icon.contains("//"));
     }
 }

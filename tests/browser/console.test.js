@@ -71,9 +71,22 @@ async function newPage(endpoint, width = 1280) {
   p.on('request', (req) => {
     if (!req.url().startsWith(origin) && !req.url().startsWith('data:')) offOrigin.push(req.url());
   });
+  // The only failures a page may show are API answers it asked for and handles (the tests
+  // provoke them: wrong secret, clock skew, modeled errors); anything else, a missing asset or
+  // icon among them, fails the test.
+  const isApi = (url) => new URL(url).pathname === '/';
   p.on('pageerror', (e) => pageErrors.push(String(e)));
   p.on('console', (m) => {
-    if (m.type() === 'error' && !/status of 4\d\d/.test(m.text())) pageErrors.push(m.text());
+    if (m.type() !== 'error') return;
+    const handledApiAnswer = /status of 4\d\d/.test(m.text()) && isApi(m.location().url || origin);
+    if (!handledApiAnswer) pageErrors.push(`${m.text()} (${m.location().url})`);
+  });
+  p.on('response', (r) => {
+    if (r.status() >= 400 && !isApi(r.url())) pageErrors.push(`${r.status()} ${r.request().method()} ${r.url()}`);
+  });
+  p.on('requestfailed', (r) => {
+    // A poll cut short by navigating away is the browser's doing, not a failure.
+    if (r.failure()?.errorText !== 'net::ERR_ABORTED') pageErrors.push(`failed ${r.url()}: ${r.failure()?.errorText}`);
   });
   await p.goto(`${endpoint}/console/`);
   return p;
