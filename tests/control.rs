@@ -742,7 +742,10 @@ async fn scans_follow_their_own_transitions_advance_and_scripted_outcomes() {
     // every transition cleared: scans take the configured (zero) stage lengths again
     control(&app, "DELETE", "transitions", Some(TOKEN), "{}").await;
     let (_, state) = control(&app, "GET", "harness", None, "").await;
-    assert_eq!(state["Transitions"], json!({"build": null, "scan": null}));
+    assert_eq!(
+        state["Transitions"],
+        json!({"build": null, "scan": null, "changeset": null})
+    );
     // faults on scan operations
     control(&app, "PUT", "faults", Some(TOKEN), r#"{"Rules": [{"Operation": "DescribeScans", "Exception": "ThrottlingException", "Count": 1}]}"#).await;
     let r = app.scan_call("DescribeScans", json!({})).await;

@@ -953,6 +953,182 @@ pub async fn due_scans_updates_and_reset<F: StoreFactory>() {
     assert_eq!(st.next_due_ms().await.unwrap(), None);
 }
 
+fn doc(
+    kind: &str,
+    id: &str,
+    owner: &str,
+    version: u64,
+    due_ms: Option<i64>,
+    body: &str,
+) -> super::Doc {
+    super::Doc {
+        kind: kind.into(),
+        id: id.into(),
+        owner: owner.into(),
+        version,
+        due_ms,
+        body: body.into(),
+    }
+}
+
+fn put(d: super::Doc, expected: Option<u64>) -> super::DocWrite {
+    super::DocWrite::Put { doc: d, expected }
+}
+
+/// Catalog documents: put-if-absent, version-fenced replace and delete, all or nothing.
+pub async fn documents_are_versioned_and_written_all_or_nothing<F: StoreFactory>() {
+    let (st, _dir) = F::create().await;
+    st.write_docs(&[put(
+        doc("entity", "prod-1", "111111111111", 1, None, "{}"),
+        None,
+    )])
+    .await
+    .unwrap();
+    // a second create of the same id loses, and takes the other writes of its batch with it
+    let lost = st
+        .write_docs(&[
+            put(doc("lock", "prod-9", "111111111111", 1, None, "cs"), None),
+            put(
+                doc("entity", "prod-1", "111111111111", 1, None, "{\"x\":1}"),
+                None,
+            ),
+        ])
+        .await;
+    assert!(matches!(lost, Err(StoreError::ConditionFailed)), "{lost:?}");
+    assert_eq!(st.get_doc("lock", "prod-9").await.unwrap(), None);
+    assert_eq!(
+        st.get_doc("entity", "prod-1").await.unwrap().unwrap().body,
+        "{}"
+    );
+    // replace on the read version only
+    st.write_docs(&[put(
+        doc("entity", "prod-1", "111111111111", 2, Some(5), "v2"),
+        Some(1),
+    )])
+    .await
+    .unwrap();
+    let stale = st
+        .write_docs(&[put(
+            doc("entity", "prod-1", "111111111111", 2, None, "v2b"),
+            Some(1),
+        )])
+        .await;
+    assert!(matches!(stale, Err(StoreError::ConditionFailed)));
+    let got = st.get_doc("entity", "prod-1").await.unwrap().unwrap();
+    assert_eq!(
+        (got.version, got.due_ms, got.body.as_str()),
+        (2, Some(5), "v2")
+    );
+    // delete fenced too
+    let wrong = st
+        .write_docs(&[super::DocWrite::Delete {
+            kind: "entity".into(),
+            id: "prod-1".into(),
+            expected: 1,
+        }])
+        .await;
+    assert!(matches!(wrong, Err(StoreError::ConditionFailed)));
+    st.write_docs(&[super::DocWrite::Delete {
+        kind: "entity".into(),
+        id: "prod-1".into(),
+        expected: 2,
+    }])
+    .await
+    .unwrap();
+    assert_eq!(st.get_doc("entity", "prod-1").await.unwrap(), None);
+}
+
+/// Listing by owner and kind, due documents earliest first, reset by account.
+pub async fn documents_list_by_owner_come_due_and_reset<F: StoreFactory>() {
+    let (st, _dir) = F::create().await;
+    let a = "111111111111";
+    let b = "222222222222";
+    st.write_docs(&[
+        put(doc("changeset", "c2", a, 1, Some(20), "2"), None),
+        put(doc("changeset", "c1", a, 1, Some(10), "1"), None),
+        put(doc("changeset", "c3", b, 1, None, "3"), None),
+        put(doc("entity", "e1", a, 1, Some(1), "e"), None),
+    ])
+    .await
+    .unwrap();
+    let ids = |v: Vec<super::Doc>| v.into_iter().map(|d| d.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(st.list_docs("changeset", a).await.unwrap()),
+        ["c1", "c2"]
+    );
+    assert_eq!(ids(st.list_docs("changeset", b).await.unwrap()), ["c3"]);
+    assert_eq!(ids(st.due_docs("changeset", 15, 10).await.unwrap()), ["c1"]);
+    assert_eq!(
+        ids(st.due_docs("changeset", 100, 10).await.unwrap()),
+        ["c1", "c2"]
+    );
+    assert_eq!(ids(st.due_docs("changeset", 100, 1).await.unwrap()), ["c1"]);
+    st.reset(Some(a)).await.unwrap();
+    assert!(st.list_docs("changeset", a).await.unwrap().is_empty());
+    assert_eq!(ids(st.list_docs("changeset", b).await.unwrap()), ["c3"]);
+    st.reset(None).await.unwrap();
+    assert!(st.list_docs("changeset", b).await.unwrap().is_empty());
+}
+
+/// Sixteen writers racing for one lock: exactly one wins.
+pub async fn concurrent_lock_claims_have_one_winner<F: StoreFactory>() {
+    let (st, _dir) = F::create().await;
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let st = st.clone();
+        tasks.push(tokio::spawn(async move {
+            st.write_docs(&[
+                put(
+                    doc(
+                        "changeset",
+                        &format!("cs{i}"),
+                        "111111111111",
+                        1,
+                        None,
+                        "{}",
+                    ),
+                    None,
+                ),
+                put(
+                    doc("lock", "prod-1", "111111111111", 1, None, &format!("cs{i}")),
+                    None,
+                ),
+            ])
+            .await
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => won += 1,
+            Err(StoreError::ConditionFailed) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(won, 1);
+    let holder = st.get_doc("lock", "prod-1").await.unwrap().unwrap().body;
+    assert!(st.get_doc("changeset", &holder).await.unwrap().is_some());
+    assert_eq!(
+        st.list_docs("changeset", "111111111111")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+/// The catalog half of the store contract.
+#[macro_export]
+macro_rules! doc_store_conformance_suite {
+    ($factory:ty $(, #[$attr:meta])?) => {
+        $crate::store_conformance_suite!(@tests $factory; [$(#[$attr])?];
+            documents_are_versioned_and_written_all_or_nothing,
+            documents_list_by_owner_come_due_and_reset,
+            concurrent_lock_claims_have_one_winner
+        );
+    };
+}
+
 /// The scan half of the store contract, for the backends that keep scans.
 #[macro_export]
 macro_rules! scan_store_conformance_suite {
@@ -1085,6 +1261,18 @@ impl Store for FailingStore {
         Err(StoreError::Unavailable("injected".into()))
     }
     async fn rotate_key(&self, _: &str, _: i64) -> Result<super::SigningKey, StoreError> {
+        Err(StoreError::Unavailable("injected".into()))
+    }
+    async fn get_doc(&self, _: &str, _: &str) -> Result<Option<super::Doc>, StoreError> {
+        Err(StoreError::Unavailable("injected".into()))
+    }
+    async fn list_docs(&self, _: &str, _: &str) -> Result<Vec<super::Doc>, StoreError> {
+        Err(StoreError::Unavailable("injected".into()))
+    }
+    async fn due_docs(&self, _: &str, _: i64, _: usize) -> Result<Vec<super::Doc>, StoreError> {
+        Err(StoreError::Unavailable("injected".into()))
+    }
+    async fn write_docs(&self, _: &[super::DocWrite]) -> Result<(), StoreError> {
         Err(StoreError::Unavailable("injected".into()))
     }
     async fn clear_notifications(&self, _: Option<&str>) -> Result<(), StoreError> {

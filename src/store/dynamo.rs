@@ -18,6 +18,7 @@
 //! | AMI marker (latest scan, in progress or not) | `L#{acct}#{region}#{image}` | `L` | GSI1 `SL#{acct}#{region}` / CK of the latest scan |
 //! | scans in progress counter | `SC#{acct}#{region}` | `C` | |
 //! | scan client token | `T#{acct}#{region}#{StartScans or ResubmitScan}#{token}` | `T` | |
+//! | catalog document (entity, change set, lock, token, tags, policy) | `D#{kind}#{id}` | `D` | GSI1 `DO#{kind}#{owner}` / id; GSI4 `DDUE#{kind}` / `{due:013}#{id}` while due |
 //!
 //! Races are settled by DynamoDB, not by the instances: StartBuild is one `TransactWriteItems`
 //! (token put-if-absent, counter `ADD` under `n < limit`, build put-if-absent, links, outbox);
@@ -44,8 +45,8 @@ use aws_sdk_dynamodb::Client;
 use rand::RngCore;
 
 use super::{
-    BuildQuery, CreateOutcome, Cursor, Effects, OutboxEntry, Page, ScanCreateOutcome, ScanPage,
-    ScanQuery, SigningKey, Store, StoreError, TokenClaim,
+    BuildQuery, CreateOutcome, Cursor, Doc, DocWrite, Effects, OutboxEntry, Page,
+    ScanCreateOutcome, ScanPage, ScanQuery, SigningKey, Store, StoreError, TokenClaim,
 };
 use crate::domain::{Build, BuildStatus, CreatedImage, InstallerLogs, Notification};
 use crate::scan::Scan;
@@ -1465,6 +1466,60 @@ impl Store for DynamoStore {
         Ok(())
     }
 
+    async fn get_doc(&self, kind: &str, id: &str) -> Result<Option<Doc>, StoreError> {
+        self.get(format!("D#{kind}#{id}"), "D")
+            .await?
+            .as_ref()
+            .map(decode_doc)
+            .transpose()
+    }
+
+    async fn list_docs(&self, kind: &str, owner: &str) -> Result<Vec<Doc>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let r = self
+                .client
+                .query()
+                .table_name(&*self.table)
+                .index_name("GSI1")
+                .key_condition_expression("G1PK = :pk")
+                .expression_attribute_values(":pk", s(format!("DO#{kind}#{owner}")))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in r.items() {
+                out.push(decode_doc(item)?);
+            }
+            match r.last_evaluated_key() {
+                Some(k) => start = Some(k.clone()),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    async fn due_docs(
+        &self,
+        kind: &str,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Doc>, StoreError> {
+        self.due_items(&format!("DDUE#{kind}"), now_ms, limit)
+            .await?
+            .iter()
+            .map(decode_doc)
+            .collect()
+    }
+
+    async fn write_docs(&self, writes: &[DocWrite]) -> Result<(), StoreError> {
+        let items = writes
+            .iter()
+            .map(|w| doc_write_item(&self.table, w))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.transact_fenced(items).await
+    }
+
     async fn reset(&self, account: Option<&str>) -> Result<(), StoreError> {
         // A scan of the whole table: a harness operation, not a request path.
         let mut start = None;
@@ -1508,7 +1563,8 @@ impl Store for DynamoStore {
                         || pk.starts_with(&format!("T#{a}#"))
                         || pk.starts_with(&format!("C#{a}#"))
                         || pk.starts_with(&format!("SC#{a}#"))
-                        || pk.starts_with(&format!("L#{a}#")))
+                        || pk.starts_with(&format!("L#{a}#"))
+                        || (pk.starts_with("D#") && get_s(&item, "owner") == Some(a)))
                 }
             };
             if !keep {
@@ -1587,6 +1643,77 @@ impl Store for DynamoStore {
             .map_or(1, |k| k.id + 1);
         self.add_key(purpose, next, now_ms).await
     }
+}
+
+fn doc_item(d: &Doc) -> Item {
+    let mut item: Item = HashMap::from([
+        ("PK".to_string(), s(format!("D#{}#{}", d.kind, d.id))),
+        ("SK".to_string(), s("D")),
+        ("kind".to_string(), s(&d.kind)),
+        ("id".to_string(), s(&d.id)),
+        ("owner".to_string(), s(&d.owner)),
+        (
+            "version".to_string(),
+            n(i64::try_from(d.version).unwrap_or(i64::MAX)),
+        ),
+        ("body".to_string(), s(&d.body)),
+        ("G1PK".to_string(), s(format!("DO#{}#{}", d.kind, d.owner))),
+        ("G1SK".to_string(), s(&d.id)),
+    ]);
+    if let Some(due) = d.due_ms {
+        item.insert("due_ms".into(), n(due));
+        item.insert("G4PK".into(), s(format!("DDUE#{}", d.kind)));
+        item.insert("G4SK".into(), s(format!("{due:013}#{}", d.id)));
+    }
+    item
+}
+
+fn decode_doc(item: &Item) -> Result<Doc, StoreError> {
+    let field = |k: &str| {
+        get_s(item, k)
+            .map(str::to_string)
+            .ok_or_else(|| StoreError::Corrupt(format!("catalog document without {k}")))
+    };
+    Ok(Doc {
+        kind: field("kind")?,
+        id: field("id")?,
+        owner: field("owner")?,
+        version: u64::try_from(get_n(item, "version").unwrap_or_default()).unwrap_or_default(),
+        due_ms: get_n(item, "due_ms"),
+        body: field("body")?,
+    })
+}
+
+fn doc_write_item(table: &str, w: &DocWrite) -> Result<TransactWriteItem, StoreError> {
+    let built = match w {
+        DocWrite::Put { doc, expected } => {
+            let put = Put::builder()
+                .table_name(table)
+                .set_item(Some(doc_item(doc)));
+            let put = match expected {
+                None => put.condition_expression("attribute_not_exists(PK)"),
+                Some(v) => put
+                    .condition_expression("version = :v")
+                    .expression_attribute_values(":v", n(i64::try_from(*v).unwrap_or(i64::MAX))),
+            };
+            TransactWriteItem::builder().put(put.build().map_err(unavailable_build)?)
+        }
+        DocWrite::Delete { kind, id, expected } => TransactWriteItem::builder().delete(
+            aws_sdk_dynamodb::types::Delete::builder()
+                .table_name(table)
+                .key("PK", s(format!("D#{kind}#{id}")))
+                .key("SK", s("D"))
+                .condition_expression("version = :v")
+                .expression_attribute_values(":v", n(i64::try_from(*expected).unwrap_or(i64::MAX)))
+                .build()
+                .map_err(unavailable_build)?,
+        ),
+    };
+    Ok(built.build())
+}
+
+fn unavailable_build(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Unavailable(format!("cannot build a DynamoDB request: {e}"))
 }
 
 /// What claiming a client token decided.
@@ -1853,5 +1980,6 @@ mod tests {
     mod moto {
         crate::store_conformance_suite!(super::MotoFactory, #[ignore = "needs IMAGEBUILD_TEST_DYNAMODB_ENDPOINT (./scripts/test runs it against moto_server)"]);
         crate::scan_store_conformance_suite!(super::MotoFactory, #[ignore = "needs IMAGEBUILD_TEST_DYNAMODB_ENDPOINT (./scripts/test runs it against moto_server)"]);
+        crate::doc_store_conformance_suite!(super::MotoFactory, #[ignore = "needs IMAGEBUILD_TEST_DYNAMODB_ENDPOINT (./scripts/test runs it against moto_server)"]);
     }
 }

@@ -290,6 +290,45 @@ impl Cursor {
     }
 }
 
+/// A Catalog API record (entity, change set, lock, client token, tags, policy) kept as JSON:
+/// the catalog's rules live in `catalog`, the store only keeps documents and checks versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Doc {
+    /// What it is (`entity`, `changeset`, `lock`, `token`, `fo`, `tags`, `policy`).
+    pub kind: String,
+    /// Its id, unique within the kind.
+    pub id: String,
+    /// The owning account (listings are per owner).
+    pub owner: String,
+    /// Starts at 1, bumped by every write.
+    pub version: u64,
+    /// When the worker should next look at it (`None`: never).
+    pub due_ms: Option<i64>,
+    /// The JSON body.
+    pub body: String,
+}
+
+/// One conditional write of a `write_docs` transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocWrite {
+    /// Stores `doc`; `expected` is the version it replaces (`None`: it must not exist yet).
+    Put {
+        /// The new document (its `version` is the one written).
+        doc: Doc,
+        /// The version it replaces.
+        expected: Option<u64>,
+    },
+    /// Deletes a document if it still has `expected` as version.
+    Delete {
+        /// Kind.
+        kind: String,
+        /// Id.
+        id: String,
+        /// The version it must have.
+        expected: u64,
+    },
+}
+
 /// The persistence contract of the service.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -398,6 +437,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// Adds a new newest key for `purpose`; older keys stay for their grace period.
     async fn rotate_key(&self, purpose: &str, now_ms: i64) -> Result<SigningKey, StoreError>;
+
+    /// Returns a catalog document.
+    async fn get_doc(&self, kind: &str, id: &str) -> Result<Option<Doc>, StoreError>;
+
+    /// Returns every document of `kind` owned by `owner`, by id.
+    async fn list_docs(&self, kind: &str, owner: &str) -> Result<Vec<Doc>, StoreError>;
+
+    /// Returns up to `limit` documents of `kind` due at or before `now_ms`, earliest first.
+    async fn due_docs(&self, kind: &str, now_ms: i64, limit: usize)
+        -> Result<Vec<Doc>, StoreError>;
+
+    /// Applies every write or none: `ConditionFailed` when any expected version does not hold.
+    async fn write_docs(&self, writes: &[DocWrite]) -> Result<(), StoreError>;
 
     /// A number that changes after every committed write this store could have seen, read before
     /// a listing so that an answer rendered from it can be reused until the next write; `None`

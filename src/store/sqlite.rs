@@ -22,8 +22,8 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    BuildQuery, CreateOutcome, Cursor, Effects, OutboxEntry, Page, ScanCreateOutcome, ScanPage,
-    ScanQuery, SigningKey, Store, StoreError, TokenClaim,
+    BuildQuery, CreateOutcome, Cursor, Doc, DocWrite, Effects, OutboxEntry, Page,
+    ScanCreateOutcome, ScanPage, ScanQuery, SigningKey, Store, StoreError, TokenClaim,
 };
 use crate::domain::{Build, BuildStatus, CreatedImage, InstallerLogs, Notification};
 use crate::scan::{Scan, ScanStatus};
@@ -97,6 +97,12 @@ CREATE INDEX IF NOT EXISTS scans_by_image   ON scans(account, region, image_id, 
 CREATE INDEX IF NOT EXISTS scans_by_product ON scans(account, region, product_id, created_ms, scan_id);
 CREATE INDEX IF NOT EXISTS scans_latest     ON scans(account, region, latest, created_ms, scan_id);
 CREATE INDEX IF NOT EXISTS scans_due        ON scans(due_ms) WHERE due_ms IS NOT NULL;
+CREATE TABLE IF NOT EXISTS docs (
+    kind TEXT NOT NULL, id TEXT NOT NULL, owner TEXT NOT NULL, version INTEGER NOT NULL,
+    due_ms INTEGER, body TEXT NOT NULL, PRIMARY KEY (kind, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS docs_by_owner ON docs(kind, owner, id);
+CREATE INDEX IF NOT EXISTS docs_due ON docs(kind, due_ms) WHERE due_ms IS NOT NULL;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1');
 ";
@@ -779,6 +785,53 @@ fn query_outbox(conn: &Connection, sql: &str, arg: Value) -> Result<Vec<OutboxEn
 
 const SCAN_COLUMNS: &str = "scan_id, latest, body";
 
+const DOC_COLUMNS: &str = "kind, id, owner, version, due_ms, body";
+
+fn query_docs(conn: &Connection, sql: &str, args: &[Value]) -> Result<Vec<Doc>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+            Ok(Doc {
+                kind: r.get(0)?,
+                id: r.get(1)?,
+                owner: r.get(2)?,
+                version: u64::try_from(r.get::<_, i64>(3)?).unwrap_or_default(),
+                due_ms: r.get(4)?,
+                body: r.get(5)?,
+            })
+        })
+        .map_err(unavailable)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+}
+
+/// One conditional document write inside the caller's transaction.
+fn write_doc(tx: &Connection, w: &DocWrite) -> Result<(), StoreError> {
+    let version = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let changed = match w {
+        DocWrite::Put { doc, expected: None } => exec(
+            tx,
+            "INSERT OR IGNORE INTO docs(kind, id, owner, version, due_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![doc.kind, doc.id, doc.owner, version(doc.version), doc.due_ms, doc.body],
+        ),
+        DocWrite::Put { doc, expected: Some(old) } => exec(
+            tx,
+            "UPDATE docs SET owner = ?3, version = ?4, due_ms = ?5, body = ?6 WHERE kind = ?1 AND id = ?2 AND version = ?7",
+            params![doc.kind, doc.id, doc.owner, version(doc.version), doc.due_ms, doc.body, version(*old)],
+        ),
+        DocWrite::Delete { kind, id, expected } => exec(
+            tx,
+            "DELETE FROM docs WHERE kind = ?1 AND id = ?2 AND version = ?3",
+            params![kind, id, version(*expected)],
+        ),
+    }
+    .map_err(unavailable)?;
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::ConditionFailed)
+    }
+}
+
 fn scan_from_row(row: &rusqlite::Row<'_>) -> Result<Scan, StoreError> {
     let latest: i64 = row.get(1).map_err(unavailable)?;
     let body = row
@@ -1408,7 +1461,7 @@ impl Store for SqliteStore {
                     .execute_batch(
                         "DELETE FROM builds; DELETE FROM build_options; DELETE FROM build_products; DELETE FROM tokens; \
                          DELETE FROM images; DELETE FROM build_logs; DELETE FROM outbox; DELETE FROM in_progress; \
-                         DELETE FROM scans;",
+                         DELETE FROM scans; DELETE FROM docs;",
                     )
                     .map_err(unavailable)?,
                 Some(a) => {
@@ -1417,6 +1470,7 @@ impl Store for SqliteStore {
                     for table in ["builds", "build_options", "build_products", "tokens", "in_progress", "scans"] {
                         exec(tx, &format!("DELETE FROM {table} WHERE account = ?1"), [a]).map_err(unavailable)?;
                     }
+                    exec(tx, "DELETE FROM docs WHERE owner = ?1", [a]).map_err(unavailable)?;
                 }
             }
             Ok(())
@@ -1473,6 +1527,51 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn get_doc(&self, kind: &str, id: &str) -> Result<Option<Doc>, StoreError> {
+        let args = [Value::Text(kind.into()), Value::Text(id.into())];
+        self.read(move |conn| {
+            let sql = format!("SELECT {DOC_COLUMNS} FROM docs WHERE kind = ?1 AND id = ?2");
+            Ok(query_docs(conn, &sql, &args)?.into_iter().next())
+        })
+        .await
+    }
+
+    async fn list_docs(&self, kind: &str, owner: &str) -> Result<Vec<Doc>, StoreError> {
+        let args = [Value::Text(kind.into()), Value::Text(owner.into())];
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {DOC_COLUMNS} FROM docs WHERE kind = ?1 AND owner = ?2 ORDER BY id"
+            );
+            query_docs(conn, &sql, &args)
+        })
+        .await
+    }
+
+    async fn due_docs(
+        &self,
+        kind: &str,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Doc>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let args = [
+            Value::Text(kind.into()),
+            Value::Integer(now_ms),
+            Value::Integer(limit),
+        ];
+        self.read(move |conn| {
+            let sql = format!("SELECT {DOC_COLUMNS} FROM docs WHERE kind = ?1 AND due_ms IS NOT NULL AND due_ms <= ?2 ORDER BY due_ms LIMIT ?3");
+            query_docs(conn, &sql, &args)
+        })
+        .await
+    }
+
+    async fn write_docs(&self, writes: &[DocWrite]) -> Result<(), StoreError> {
+        let writes = writes.to_vec();
+        self.write(move |tx| writes.iter().try_for_each(|w| write_doc(tx, w)))
+            .await
+    }
+
     fn generation(&self) -> Option<u64> {
         Some(self.inner.generation.load(Ordering::SeqCst))
     }
@@ -1500,10 +1599,12 @@ mod tests {
     mod memory {
         crate::store_conformance_suite!(super::MemoryFactory);
         crate::scan_store_conformance_suite!(super::MemoryFactory);
+        crate::doc_store_conformance_suite!(super::MemoryFactory);
     }
     mod file {
         crate::store_conformance_suite!(super::FileFactory);
         crate::scan_store_conformance_suite!(super::FileFactory);
+        crate::doc_store_conformance_suite!(super::FileFactory);
     }
 
     /// Asserts that `sql` neither sorts nor scans: its first plan step satisfies `walks`.
