@@ -117,6 +117,12 @@ pub struct ServeConfig {
     /// Seconds a scan spends scanning the AMI.
     #[arg(long, env = "IMAGEBUILD_SCAN_SECONDS", default_value_t = 3)]
     pub scan_seconds: u64,
+    /// Seconds each Catalog change-set step (PREPARING, APPLYING) takes.
+    #[arg(long, env = "IMAGEBUILD_CHANGE_SET_SECONDS", default_value_t = 2)]
+    pub change_set_seconds: u64,
+    /// Seconds the Seller Operations review of an UpdateVisibility change takes.
+    #[arg(long, env = "IMAGEBUILD_REVIEW_SECONDS", default_value_t = 5)]
+    pub review_seconds: u64,
     /// Regions AMIs must be in to be scanned (comma-separated; AWS scans in us-east-1 only).
     #[arg(
         long,
@@ -196,6 +202,8 @@ impl ServeConfig {
             max_concurrent_scans: 50,
             ingest_seconds: 0,
             scan_seconds: 0,
+            change_set_seconds: 0,
+            review_seconds: 0,
             scan_regions: vec!["us-east-1".into()],
             scan_timeout_seconds: 1800,
             max_body_bytes: 1024 * 1024,
@@ -223,6 +231,8 @@ impl ServeConfig {
             max_in_progress_scans: self.max_concurrent_scans,
             ingest_seconds: self.ingest_seconds,
             scan_seconds: self.scan_seconds,
+            change_set_seconds: self.change_set_seconds,
+            review_seconds: self.review_seconds,
             scan: crate::scan::checks::ScanSettings {
                 regions: self.scan_regions.clone(),
                 timeout_seconds: self.scan_timeout_seconds,

@@ -110,6 +110,123 @@ async fn serve_log(
     resp
 }
 
+/// Moves a change set up to `steps` steps now (it stops at its end): each step makes the set
+/// due and runs it, so a manual transition or a held review moves only when told.
+async fn advance_change_set(
+    ctx: &Ctx,
+    id: &str,
+    steps: u64,
+    request_id: &str,
+) -> Response<Full<Bytes>> {
+    use crate::catalog::kind;
+    let mut status = String::new();
+    for _ in 0..steps {
+        let doc = match ctx.store.get_doc(kind::CHANGE_SET, id).await {
+            Ok(Some(d)) => d,
+            Ok(None) => {
+                return control_error(
+                    StatusCode::NOT_FOUND,
+                    "ResourceNotFoundException",
+                    format!("No change set {id}"),
+                    request_id,
+                )
+            }
+            Err(e) => return store_failure(&e, request_id),
+        };
+        let cs = match crate::ops::catalog::decode_change_set(&doc) {
+            Ok(cs) => cs,
+            Err(e) => return store_failure(&e, request_id),
+        };
+        status = cs.status.as_str().to_string();
+        if cs.status.is_terminal() {
+            if steps == 1 {
+                return control_error(
+                    StatusCode::CONFLICT,
+                    "ConflictException",
+                    format!("Change set {id} has ended ({status})"),
+                    request_id,
+                );
+            }
+            break;
+        }
+        match crate::worker::catalog::step(ctx, &doc, ctx.clock.now_ms()).await {
+            Ok(()) | Err(crate::store::StoreError::ConditionFailed) => {}
+            Err(e) => return store_failure(&e, request_id),
+        }
+        if let Ok(Some(d)) = ctx.store.get_doc(kind::CHANGE_SET, id).await {
+            if let Ok(cs) = crate::ops::catalog::decode_change_set(&d) {
+                status = cs.status.as_str().to_string();
+            }
+        }
+    }
+    json_response(
+        StatusCode::OK,
+        json!({"ChangeSetId": id, "Status": status}).to_string(),
+        request_id,
+    )
+}
+
+/// The findings behind a Catalog `SCAN_ERROR` URL: `findings/<changeSetId>/<change>`, signed
+/// and expiring like the log URLs; a JSON array of `{ErrorCode, ErrorMessage}`.
+async fn serve_findings(
+    ctx: &Ctx,
+    rest: &str,
+    query: Option<&str>,
+    request_id: &str,
+) -> Response<Full<Bytes>> {
+    let denied = |m: &str| s3_style_error(StatusCode::FORBIDDEN, "AccessDenied", m, request_id);
+    let Some((cs_id, index)) = rest.split_once('/') else {
+        return denied("Invalid URL");
+    };
+    let q = query_map(query);
+    let (Some(expires), Some(sig)) = (
+        q.get("Expires").and_then(|e| e.parse::<i64>().ok()),
+        q.get("Signature"),
+    ) else {
+        return denied("Query-string authentication requires the Signature and Expires parameters");
+    };
+    let doc = match ctx
+        .store
+        .get_doc(crate::catalog::kind::CHANGE_SET, cs_id)
+        .await
+    {
+        Ok(Some(d)) => d,
+        Ok(None) => return denied("Access Denied"),
+        Err(e) => return store_failure(&e, request_id),
+    };
+    if !ctx.url_signer.verify(
+        &doc.owner,
+        crate::catalog::CATALOG_REGION,
+        rest,
+        expires,
+        sig,
+    ) {
+        return denied(
+            "The request signature we calculated does not match the signature you provided.",
+        );
+    }
+    if ctx.clock.now_ms() / 1000 > expires {
+        return denied("Request has expired");
+    }
+    let findings = crate::ops::catalog::decode_change_set(&doc)
+        .ok()
+        .and_then(|cs| {
+            index
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| cs.changes.get(i).map(|c| c.pending.findings.clone()))
+        })
+        .unwrap_or_default();
+    let mut resp = Response::new(Full::new(Bytes::from(
+        serde_json::to_string(&findings).unwrap_or_default(),
+    )));
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
 /// A store failure while serving a control request (logged once, here).
 fn store_failure(e: &crate::store::StoreError, request_id: &str) -> Response<Full<Bytes>> {
     tracing::error!(error = %e, "store failure in the control plane");
@@ -371,6 +488,11 @@ async fn mutate(
             ctx.worker.wake();
             json_response(StatusCode::OK, clock_json(ctx), request_id)
         }
+        ("POST", "advance") if body.get("ChangeSetId").is_some() => {
+            let steps = body.get("Steps").and_then(Value::as_u64).unwrap_or(1).clamp(1, 10);
+            let id = body.get("ChangeSetId").and_then(Value::as_str).unwrap_or_default();
+            advance_change_set(ctx, id, steps, request_id).await
+        }
         ("POST", "advance") => {
             let steps = body
                 .get("Steps")
@@ -468,6 +590,19 @@ async fn mutate(
             || ctx.harness.outcomes(),
             request_id,
         ),
+        ("PUT", "review") => match serde_json::from_value::<crate::ops::harness::Review>(body.clone()) {
+            Ok(r) => {
+                ctx.harness.set_review(r.clone());
+                ctx.worker.wake();
+                json_response(StatusCode::OK, json!({"Review": r}).to_string(), request_id)
+            }
+            Err(e) => control_error(
+                StatusCode::BAD_REQUEST,
+                "ValidationException",
+                format!("Review: {{\"Outcome\": \"Approve\" | \"Reject\" (\"Message\"?) | \"Hold\"}}: {e}"),
+                request_id,
+            ),
+        },
         ("PUT", "faults") => put_rules(
             &body,
             |rules: &[crate::ops::harness::FaultRule]| {
@@ -528,9 +663,9 @@ async fn mutate(
 fn resource_of(body: &Value) -> Result<Option<Resource>, String> {
     match body.get("Resource") {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => serde_json::from_value(v.clone())
-            .map(Some)
-            .map_err(|_| format!("Resource must be 'build' or 'scan' (absent: both), not {v}")),
+        Some(v) => serde_json::from_value(v.clone()).map(Some).map_err(|_| {
+            format!("Resource must be 'build', 'scan' or 'changeset' (absent: all), not {v}")
+        }),
     }
 }
 
@@ -567,6 +702,7 @@ impl Record {
                 .get_scan(id)
                 .await?
                 .map(|s| Record::Scan(Box::new(s))),
+            Resource::ChangeSet => None,
         })
     }
 
@@ -684,6 +820,9 @@ pub async fn handle(
     if let Some(rest) = path.strip_prefix("logs/") {
         return serve_log(ctx, rest, query.as_deref(), request_id).await;
     }
+    if let Some(rest) = path.strip_prefix("findings/") {
+        return serve_findings(ctx, rest, query.as_deref(), request_id).await;
+    }
     match path.as_str() {
         "health" => {
             let world = ctx.world();
@@ -714,6 +853,7 @@ pub async fn handle(
             {
                 let mut state = transitions_json(ctx);
                 state["Outcomes"] = json!(ctx.harness.outcomes());
+                state["Review"] = json!(ctx.harness.review());
                 state["Faults"] = json!(ctx.harness.faults());
                 state.to_string()
             },

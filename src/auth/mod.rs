@@ -42,8 +42,9 @@ impl std::fmt::Debug for Secret {
 
 /// The grant of a principal whose accounts-file entry names no actions: the actions of the
 /// `AWSMarketplaceImageBuildFullAccess` managed policy that concern this service, plus the
-/// seller's scan actions (which `AWSMarketplaceSellerFullAccess` grants with `aws-marketplace:*`).
-pub const DEFAULT_GRANT: [&str; 8] = [
+/// seller's scan and Catalog API actions (which `AWSMarketplaceSellerFullAccess` grants with
+/// `aws-marketplace:*`).
+pub const DEFAULT_GRANT: [&str; 21] = [
     "aws-marketplace:DescribeBuilds",
     "aws-marketplace:ListBuilds",
     "aws-marketplace:StartBuild",
@@ -52,6 +53,19 @@ pub const DEFAULT_GRANT: [&str; 8] = [
     "aws-marketplace:DescribeScanFindings",
     "aws-marketplace:ResubmitScan",
     "aws-marketplace:ListImages",
+    "aws-marketplace:StartChangeSet",
+    "aws-marketplace:DescribeChangeSet",
+    "aws-marketplace:ListChangeSets",
+    "aws-marketplace:CancelChangeSet",
+    "aws-marketplace:DescribeEntity",
+    "aws-marketplace:ListEntities",
+    "aws-marketplace:BatchDescribeEntities",
+    "aws-marketplace:TagResource",
+    "aws-marketplace:UntagResource",
+    "aws-marketplace:ListTagsForResource",
+    "aws-marketplace:PutResourcePolicy",
+    "aws-marketplace:GetResourcePolicy",
+    "aws-marketplace:DeleteResourcePolicy",
 ];
 
 /// An access key and what it stands for.
@@ -267,7 +281,8 @@ mod tests {
         };
         assert!(p.may("aws-marketplace:StartBuild") && p.may("aws-marketplace:DescribeBuilds"));
         assert!(p.may("aws-marketplace:StartScans") && p.may("aws-marketplace:ResubmitScan"));
-        assert!(!p.may("aws-marketplace:StartChangeSet") && !p.may("ec2:RunInstances"));
+        assert!(p.may("aws-marketplace:StartChangeSet") && p.may("aws-marketplace:DescribeEntity"));
+        assert!(!p.may("aws-marketplace:StartAssessment") && !p.may("ec2:RunInstances"));
         assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret(***)");
     }
 }

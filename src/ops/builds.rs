@@ -179,7 +179,11 @@ pub(crate) fn check_client_token(token: Option<&String>) -> Result<(), OpError> 
     Ok(())
 }
 
-pub(crate) async fn find_image(
+/// An image of the world or one a build created.
+///
+/// # Errors
+/// The store failed.
+pub async fn find_image(
     ctx: &Ctx,
     world: &world::World,
     region: &str,
@@ -215,8 +219,10 @@ pub async fn start_build(
     }
     check_client_token(input.client_token.as_ref())?;
 
-    let world = ctx.world();
     let option_ids = input.fulfillment_option_ids.clone().unwrap_or_default();
+    let world =
+        super::catalog::world_for_caller(ctx, &option_ids, Some((&caller.account, &caller.region)))
+            .await?;
     if option_ids.is_empty() {
         return Err(OpError::InvalidFulfillmentOptionIdException(
             "At least one fulfillment option id must be specified.".into(),
@@ -232,6 +238,11 @@ pub async fn start_build(
         match world.usable_option(id, &caller.account, &caller.region) {
             Ok((product, version)) => options.push((product.clone(), version.clone())),
             Err(OptionDenial::NotFound | OptionDenial::NotVisible) => {
+                if super::catalog::is_launch_option(ctx, id, &caller.account).await? {
+                    return Err(OpError::InvalidFulfillmentOptionIdException(format!(
+                        "The delivery option '{id}' is an Amazon Machine Image: buyers launch it, it cannot be installed into another image. Use a software package delivery option (fo-…) with StartBuild."
+                    )));
+                }
                 return Err(OpError::InvalidFulfillmentOptionIdException(format!(
                     "The fulfillment option id '{id}' does not exist."
                 )));

@@ -47,16 +47,20 @@ pub enum Resource {
     /// AMI scans (`StartScans`, `ResubmitScan`).
     #[serde(rename = "scan")]
     Scan,
+    /// Catalog change sets (`StartChangeSet`): each step, PREPARING → APPLYING → end.
+    #[serde(rename = "changeset")]
+    ChangeSet,
 }
 
 impl Resource {
     /// Both kinds.
-    pub const ALL: [Resource; 2] = [Resource::Build, Resource::Scan];
+    pub const ALL: [Resource; 3] = [Resource::Build, Resource::Scan, Resource::ChangeSet];
 
     fn index(self) -> usize {
         match self {
             Resource::Build => 0,
             Resource::Scan => 1,
+            Resource::ChangeSet => 2,
         }
     }
 
@@ -66,8 +70,30 @@ impl Resource {
         match self {
             Resource::Build => "build",
             Resource::Scan => "scan",
+            Resource::ChangeSet => "changeset",
         }
     }
+}
+
+/// How the Seller Operations review of `UpdateVisibility` ends.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "Outcome")]
+pub enum Review {
+    /// Approved once the review delay (`--review-seconds`) has passed.
+    #[default]
+    Approve,
+    /// Rejected: the change fails with `AUDIT_ERROR` and this message.
+    Reject {
+        /// The reviewer's message.
+        #[serde(rename = "Message", default = "default_audit_message")]
+        message: String,
+    },
+    /// Held until the control plane decides (`advance` with the ChangeSetId after a new outcome).
+    Hold,
+}
+
+fn default_audit_message() -> String {
+    "The product did not pass the AWS Marketplace Seller Operations review.".into()
 }
 
 /// Matches an image tag: `Key` present (and equal to `Value` when given).
@@ -186,6 +212,7 @@ impl OutcomeRule {
         match self.resource {
             Resource::Build => self.validate_build(),
             Resource::Scan => self.validate_scan(),
+            Resource::ChangeSet => Err("Scripted outcomes are for builds and scans; a change set ends as its checks, scans and review decide (see PUT /_imagebuild/review).".into()),
         }
     }
 
@@ -281,7 +308,8 @@ pub struct Fault {
 /// The harness settings in force.
 #[derive(Debug, Default)]
 pub struct Harness {
-    transitions: RwLock<[Option<Transition>; 2]>,
+    transitions: RwLock<[Option<Transition>; 3]>,
+    review: Mutex<Review>,
     outcomes: Mutex<Vec<OutcomeRule>>,
     faults: Mutex<Vec<FaultRule>>,
     ids: Mutex<Option<rand::rngs::StdRng>>,
@@ -326,6 +354,34 @@ impl Harness {
             None => configured,
         };
         now.saturating_add(i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX))
+    }
+
+    /// When a change set's next step (prepare, apply) is due.
+    #[must_use]
+    pub fn due_change_set(&self, cfg: &OpsConfig, now: i64) -> i64 {
+        self.due_after(Resource::ChangeSet, cfg.change_set_seconds, now)
+    }
+
+    /// When an UpdateVisibility review is decided (held reviews wait for the control plane).
+    #[must_use]
+    pub fn review_due(&self, cfg: &OpsConfig, now: i64) -> i64 {
+        if self.review() == Review::Hold {
+            return MANUAL_DUE_MS;
+        }
+        self.due_after(Resource::ChangeSet, cfg.review_seconds, now)
+    }
+
+    /// How Seller Operations decides UpdateVisibility reviews.
+    #[must_use]
+    pub fn review(&self) -> Review {
+        self.review.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// Sets how reviews are decided from now on.
+    pub fn set_review(&self, r: Review) {
+        if let Ok(mut g) = self.review.lock() {
+            *g = r;
+        }
     }
 
     /// When a scan entering `status` (Ingesting or Scanning) at `now` is next due.

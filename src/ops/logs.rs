@@ -118,6 +118,18 @@ impl UrlSigner {
         (url(Stream::Stdout), url(Stream::Stderr))
     }
 
+    /// The hex signature of any resource URL (`id`, owner, region and expiry bound).
+    #[must_use]
+    pub fn sign(&self, account: &str, region: &str, id: &str, expires_s: i64) -> String {
+        hex::encode(Self::signature_with(
+            &self.keyed[0],
+            account,
+            region,
+            id,
+            expires_s,
+        ))
+    }
+
     /// Checks a URL's signature for the build's owner; expiry is checked by the caller.
     #[must_use]
     pub fn verify(

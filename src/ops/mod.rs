@@ -3,6 +3,7 @@
 //! Depends on: domain, store (trait), world, clock, worker (handle only).
 
 pub mod builds;
+pub mod catalog;
 pub mod error;
 pub mod harness;
 pub mod images;
@@ -13,6 +14,7 @@ pub mod scans;
 
 use std::sync::{Arc, RwLock};
 
+pub use builds::find_image;
 pub use error::OpError;
 
 use crate::clock::Clock;
@@ -44,6 +46,10 @@ pub struct OpsConfig {
     pub scan_seconds: u64,
     /// Scanning regions and timeout.
     pub scan: crate::scan::checks::ScanSettings,
+    /// Seconds each change-set step (preparing, applying) takes.
+    pub change_set_seconds: u64,
+    /// Seconds Seller Operations takes to review an UpdateVisibility.
+    pub review_seconds: u64,
 }
 
 impl Default for OpsConfig {
@@ -60,6 +66,8 @@ impl Default for OpsConfig {
             ingest_seconds: 2,
             scan_seconds: 3,
             scan: crate::scan::checks::ScanSettings::default(),
+            change_set_seconds: 2,
+            review_seconds: 5,
         }
     }
 }

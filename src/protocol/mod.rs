@@ -2,6 +2,7 @@
 //!
 //! Depends on: auth, model, ops, control.
 
+pub mod rest;
 pub mod router;
 pub mod service;
 

@@ -57,8 +57,8 @@ pub struct Service {
     pub ctx: Arc<Ctx>,
     model: Model,
     scan_model: Model,
-    verifier: Verifier<StaticCredentials>,
-    config: ProtocolConfig,
+    pub(super) verifier: Verifier<StaticCredentials>,
+    pub(super) config: ProtocolConfig,
 }
 
 impl Service {
@@ -91,6 +91,9 @@ impl Service {
             }
             if crate::console::owns(req.uri().path()) {
                 return crate::console::handle(req.method(), req.uri().path());
+            }
+            if let Some(route) = super::rest::route(req.uri().path()) {
+                return self.rest(route, req, &request_id).await;
             }
             match self.pipeline(req, &request_id).await {
                 Ok(resp) => resp,
@@ -222,7 +225,7 @@ impl Service {
         Ok(json_response(StatusCode::OK, out, request_id))
     }
 
-    async fn read_body(
+    pub(super) async fn read_body(
         &self,
         headers: &hyper::HeaderMap,
         body: Incoming,
@@ -268,7 +271,7 @@ impl Service {
 }
 
 /// With signature checks off, the caller is still named by the credential in `Authorization`.
-fn unsigned_principal(
+pub(super) fn unsigned_principal(
     verifier: &Verifier<StaticCredentials>,
     headers: &hyper::HeaderMap,
 ) -> Principal {

@@ -8,6 +8,7 @@
 //!
 //! Depends on: ops (Ctx, config), domain, store (trait), world.
 
+pub mod catalog;
 pub mod notify;
 
 use std::sync::Arc;
@@ -94,20 +95,8 @@ pub fn advance(
                 let inst = &version.installer;
                 stdout.push_str(&format!("==> {} {} ({fo})\n{}", product.title, version.version, inst.stdout));
                 stderr.push_str(&inst.stderr);
-                if inst.internal_error {
-                    outcome = Some((BuildStatus::InternalError, None));
-                    break;
-                }
-                let failure = if inst.duration_seconds > cfg.install_timeout_seconds {
-                    Some(format!("The installer for {fo} timed out after {} seconds.", cfg.install_timeout_seconds))
-                } else if inst.exit_code != 0 {
-                    Some(format!("The installer for {fo} exited with a non-zero return value ({}).", inst.exit_code))
-                } else {
-                    None
-                };
-                if let Some(message) = failure {
-                    let error = BuildError { code: "InstallFailed".into(), message };
-                    outcome = Some((BuildStatus::Failed, Some(error)));
+                if let Some(o) = install_outcome(inst, fo, cfg) {
+                    outcome = Some(o);
                     break;
                 }
             }
@@ -160,6 +149,39 @@ pub fn advance(
         image,
         logs,
     }
+}
+
+/// What running one installer does to a build: `None` when it installed, else the status and
+/// error it ends with. The build engine's rule, shared by builds and the Catalog's test builds.
+#[must_use]
+pub fn install_outcome(
+    inst: &crate::world::Installer,
+    what: &str,
+    cfg: &OpsConfig,
+) -> Option<(BuildStatus, Option<BuildError>)> {
+    if inst.internal_error {
+        return Some((BuildStatus::InternalError, None));
+    }
+    let message = if inst.duration_seconds > cfg.install_timeout_seconds {
+        format!(
+            "The installer for {what} timed out after {} seconds.",
+            cfg.install_timeout_seconds
+        )
+    } else if inst.exit_code != 0 {
+        format!(
+            "The installer for {what} exited with a non-zero return value ({}).",
+            inst.exit_code
+        )
+    } else {
+        return None;
+    };
+    Some((
+        BuildStatus::Failed,
+        Some(BuildError {
+            code: "InstallFailed".into(),
+            message,
+        }),
+    ))
 }
 
 /// A scripted outcome: the build ends now as the rule says (Succeeded creates its image).
@@ -427,10 +449,11 @@ async fn tick_scans(ctx: &Ctx, now: i64) -> Result<usize, StoreError> {
 /// A store failure (the caller backs off and retries).
 pub async fn tick(ctx: &Ctx, now: i64) -> Result<TickReport, StoreError> {
     let scans_advanced = tick_scans(ctx, now).await?;
+    let change_sets_advanced = catalog::tick(ctx, now).await?;
     let due = ctx.store.due_builds(now, 64).await?;
-    let world = ctx.world();
     let mut advanced = 0;
     for b in due {
+        let world = crate::ops::catalog::world_for(ctx, &b.fulfillment_option_ids).await?;
         let source = image_of(ctx, &world, &b.region, &b.source_image_id).await?;
         let rule = ctx.harness.take_outcome(&b, source.as_ref());
         let Advance {
@@ -479,8 +502,23 @@ pub async fn tick(ctx: &Ctx, now: i64) -> Result<TickReport, StoreError> {
         }
     }
     Ok(TickReport {
-        advanced: advanced + scans_advanced,
-        next_due_ms: ctx.store.next_due_ms().await?,
+        advanced: advanced + scans_advanced + change_sets_advanced,
+        next_due_ms: next_due(ctx).await?,
+    })
+}
+
+/// The earliest due time of any build, scan or change set.
+async fn next_due(ctx: &Ctx) -> Result<Option<i64>, StoreError> {
+    let work = ctx.store.next_due_ms().await?;
+    let sets = ctx
+        .store
+        .due_docs(crate::catalog::kind::CHANGE_SET, i64::MAX, 1)
+        .await?
+        .first()
+        .and_then(|d| d.due_ms);
+    Ok(match (work, sets) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     })
 }
 

@@ -65,6 +65,20 @@ pub struct World {
     /// Granted exceptions (used by AMI scanning).
     #[serde(default)]
     pub exemptions: Vec<Exemption>,
+    /// What the installer packages of Catalog package versions do, by S3 object URL.
+    #[serde(default)]
+    pub installers: Vec<InstallerObject>,
+}
+
+/// An installer package in S3 and what it does when a build runs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct InstallerObject {
+    /// `s3://bucket/key` or `https://bucket.s3.amazonaws.com/key`.
+    pub url: String,
+    /// What it does.
+    #[serde(default)]
+    pub installer: Installer,
 }
 
 /// The controls an AMI scan evaluates (exemptions name one of them).
@@ -856,7 +870,7 @@ impl World {
         let seller = product.seller_account_id == account;
         let subscriber = self.subscribed(account, &product.product_id);
         let visible = match product.visibility {
-            Visibility::Staging => false,
+            Visibility::Staging => seller,
             Visibility::Limited => seller || product.allowlist.iter().any(|a| a == account),
             Visibility::Public => true,
             Visibility::Restricted => seller || subscriber,
@@ -871,6 +885,15 @@ impl World {
             return Err(OptionDenial::RestrictedVersion);
         }
         Ok((product, version))
+    }
+
+    /// The installer package at `url`, if the world has it.
+    #[must_use]
+    pub fn installer(&self, url: &str) -> Option<&Installer> {
+        self.installers
+            .iter()
+            .find(|i| i.url == url)
+            .map(|i| &i.installer)
     }
 
     /// True when the SNS topic exists.
@@ -1130,6 +1153,10 @@ mod schema_tests {
         assert_eq!(
             keys(&v["Subscriptions"][0]),
             props(&schema, Some("Subscription"))
+        );
+        assert_eq!(
+            keys(&v["Installers"][0]),
+            props(&schema, Some("InstallerObject"))
         );
     }
 }
