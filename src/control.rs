@@ -609,11 +609,16 @@ async fn mutate(
                 rules
                     .iter()
                     .find(|r| {
-                        !Operation::ALL.iter().any(|o| o.name() == r.operation)
+                        let catalog_op = crate::protocol::rest::route(&format!("/{}", r.operation)).is_some();
+                        !(Operation::ALL.iter().any(|o| o.name() == r.operation) || catalog_op)
                             || r.probability.is_some_and(|p| !(0.0..=1.0).contains(&p))
                     })
                     .map(|r| {
-                        let ops: Vec<&str> = Operation::ALL.iter().map(|o| o.name()).collect();
+                        let ops: Vec<&str> = Operation::ALL
+                            .iter()
+                            .map(|o| o.name())
+                            .chain(crate::protocol::rest::ROUTES.iter().map(|r| r.name))
+                            .collect();
                         format!(
                             "Operation must be one of {} and Probability 0-1: {r:?}",
                             ops.join(", ")

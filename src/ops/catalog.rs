@@ -876,7 +876,7 @@ fn page<T>(
     let next = (start + out.len() < total).then(|| {
         let cursor = crate::store::Cursor {
             created_ms: i64::try_from(start + out.len()).unwrap_or(i64::MAX),
-            build_id: String::new(),
+            build_id: "o".into(),
         };
         super::paging::encode(&ctx.paging_keys, &binding, &cursor, now)
     });
