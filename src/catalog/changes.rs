@@ -1218,3 +1218,374 @@ fn apply_offer(
     }
     Vec::new()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    struct Fixture {
+        ents: BTreeMap<String, Entity>,
+        world: crate::world::World,
+        n: u32,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            Self {
+                ents: BTreeMap::new(),
+                world: crate::world::World::default(),
+                n: 0,
+            }
+        }
+
+        fn run(&mut self, change_type: &str, d: Value) -> Vec<String> {
+            self.run_as(change_type, d, true)
+        }
+
+        fn run_as(&mut self, change_type: &str, d: Value, profile: bool) -> Vec<String> {
+            let world = self.world.clone();
+            let mut n = self.n;
+            let mut new_id = || {
+                n += 1;
+                format!("00000000-0000-4000-8000-{n:012}")
+            };
+            let mut m = self.n;
+            let mut new_fo = || {
+                m += 1;
+                format!("fo-test{m:08}")
+            };
+            let mut new_code = || "c".repeat(25);
+            let mut env = Env {
+                now_ms: 0,
+                owner: "111111111111",
+                world: &world,
+                new_id: &mut new_id,
+                new_fo: &mut new_fo,
+                new_code: &mut new_code,
+                used_groups: &[],
+                seller_profile: profile,
+            };
+            let out = apply(
+                change_type,
+                AMI_PRODUCT,
+                "prod-1",
+                &d,
+                &Prepared::default(),
+                &mut self.ents,
+                &mut env,
+            );
+            self.n += 10;
+            out.into_iter().map(|e| e.error_code).collect()
+        }
+
+        fn product(&self) -> &Product {
+            match &self.ents["prod-1"] {
+                Entity::AmiProduct(p) => p,
+                Entity::Offer(_) => unreachable!(),
+            }
+        }
+    }
+
+    fn pkg(title: &str, group: &str) -> Value {
+        json!({"Version": {"VersionTitle": title, "ReleaseNotes": "n"}, "DeliveryOptions": [{"Details": {"PackageDeliveryOptionDetails": {
+            "PackageGroupName": group, "Installer": {"Url": "s3://b/k.rpm", "Type": ".rpm"}, "Platform": "Linux",
+            "OperatingSystems": [{"Name": "AMAZONLINUX", "Version": "2023"}]}}}]})
+    }
+
+    fn released() -> Fixture {
+        let mut f = Fixture::new();
+        assert!(f
+            .run("CreateProduct", json!({"ProductTitle": "T"}))
+            .is_empty());
+        assert_eq!(f.run("ReleaseProduct", json!({})), ["VALIDATION_FAILED"; 4]);
+        assert_eq!(f.run("UpdateInformation", json!({})), ["MISSING_DATA"]);
+        assert_eq!(
+            f.run("UpdateInformation", json!({"ShortDescription": "s"})),
+            ["INVALID_INPUT"]
+        );
+        let info = json!({"ShortDescription": "s", "LongDescription": "l", "LogoUrl": "https://x/l.png", "Highlights": ["h"],
+            "SupportDescription": "d", "Categories": ["c"], "SearchKeywords": ["k"]});
+        assert!(f.run("UpdateInformation", info).is_empty());
+        assert_eq!(
+            f.run("UpdateVisibility", json!({"TargetVisibility": "Public"})),
+            ["INVALID_PRODUCT_STATE"]
+        );
+        assert_eq!(
+            f.run(
+                "RestrictDeliveryOptions",
+                json!({"DeliveryOptionIds": ["fo-x"]})
+            ),
+            ["INVALID_PRODUCT"]
+        );
+        assert!(f.run("AddDeliveryOptions", pkg("1.0", "g1")).is_empty());
+        assert_eq!(
+            f.run("AddDeliveryOptions", pkg("1.0", "g2")),
+            ["DUPLICATE_VERSION_TITLE"]
+        );
+        assert_eq!(
+            f.run("AddDeliveryOptions", pkg("1.1", "g1")),
+            ["DUPLICATE_PACKAGE_GROUP_NAME"]
+        );
+        assert!(f.run("ReleaseProduct", json!({})).is_empty());
+        assert_eq!(f.product().visibility, Visibility::Limited);
+        assert_eq!(
+            f.run("ReleaseProduct", json!({})),
+            ["INVALID_PRODUCT_STATE"]
+        );
+        f
+    }
+
+    #[test]
+    fn draft_to_limited_with_its_checks() {
+        let f = released();
+        let p = f.product();
+        assert_eq!(p.versions.len(), 1);
+        assert_eq!(p.buyer_accounts, MCO_ACCOUNTS);
+        assert!(p.versions[0].delivery_options[0].id.starts_with("fo-"));
+    }
+
+    #[test]
+    fn restricting_versions_keeps_one_open() {
+        let mut f = released();
+        let first = f.product().versions[0].delivery_options[0].id.clone();
+        assert_eq!(
+            f.run(
+                "RestrictDeliveryOptions",
+                json!({"DeliveryOptionIds": [first]})
+            ),
+            ["ALL_DELIVERY_OPTIONS_RESTRICTED"]
+        );
+        assert_eq!(
+            f.run(
+                "RestrictDeliveryOptions",
+                json!({"DeliveryOptionIds": ["fo-nothere"]})
+            ),
+            ["INVALID_DELIVERY_OPTION_IDS"]
+        );
+        assert!(f.run("AddDeliveryOptions", pkg("2.0", "g3")).is_empty());
+        assert!(f
+            .run(
+                "RestrictDeliveryOptions",
+                json!({"DeliveryOptionIds": [first.clone()]})
+            )
+            .is_empty());
+        assert_eq!(
+            f.run(
+                "RestrictDeliveryOptions",
+                json!({"DeliveryOptionIds": [first.clone()]})
+            ),
+            ["INVALID_DELIVERY_OPTION"]
+        );
+        assert_eq!(
+            f.run(
+                "UpdateDeliveryOptions",
+                json!({"DeliveryOptions": [{"Id": "fo-nothere", "Details": {}}]})
+            ),
+            ["INVALID_DELIVERY_OPTION_IDS"]
+        );
+        assert!(f
+            .product()
+            .option(&first)
+            .is_some_and(|(_, o)| o.restricted));
+    }
+
+    #[test]
+    fn visibility_targeting_regions_and_instance_types() {
+        let mut f = released();
+        assert_eq!(
+            f.run("UpdateVisibility", json!({"TargetVisibility": ""})),
+            ["EMPTY_TARGET_VISIBILITY"]
+        );
+        assert_eq!(
+            f.run("UpdateVisibility", json!({"TargetVisibility": "Draft"})),
+            ["INVALID_TARGET_VISIBILITY"]
+        );
+        assert_eq!(
+            f.run_as(
+                "UpdateVisibility",
+                json!({"TargetVisibility": "Public"}),
+                false
+            ),
+            ["MISSING_SELLER_PROFILE_INFORMATION"]
+        );
+        assert_eq!(
+            f.run(
+                "UpdateVisibility",
+                json!({"TargetVisibility": "Public", "ReplacementProductId": "prod-2"})
+            ),
+            ["INVALID_REPLACEMENT_PRODUCT_ID"]
+        );
+        assert!(f
+            .run(
+                "UpdateTargeting",
+                json!({"PositiveTargeting": {"BuyerAccounts": ["222222222222"]}})
+            )
+            .is_empty());
+        assert!(f
+            .product()
+            .buyer_accounts
+            .contains(&"222222222222".to_string()));
+        assert!(f
+            .run(
+                "UpdateVisibility",
+                json!({"TargetVisibility": "Restricted"})
+            )
+            .is_empty());
+        assert_eq!(
+            f.run(
+                "UpdateTargeting",
+                json!({"PositiveTargeting": {"BuyerAccounts": []}})
+            ),
+            ["INVALID_PRODUCT_VISIBILITY"]
+        );
+        assert_eq!(
+            f.run("AddRegions", json!({"Regions": []})),
+            ["INVALID_INPUT"]
+        );
+        assert_eq!(
+            f.run("AddRegions", json!({"Regions": ["mars-1"]})),
+            ["INVALID_REGIONS"]
+        );
+        assert!(f
+            .run("AddRegions", json!({"Regions": ["eu-west-1"]}))
+            .is_empty());
+        assert!(f
+            .run("RestrictRegions", json!({"Regions": ["eu-west-1"]}))
+            .is_empty());
+        assert_eq!(f.product().restricted_regions, ["eu-west-1"]);
+        assert_eq!(
+            f.run(
+                "UpdateFutureRegionSupport",
+                json!({"FutureRegionSupport": {"SupportedRegions": []}})
+            ),
+            ["INVALID_INPUT"]
+        );
+        assert_eq!(
+            f.run(
+                "UpdateFutureRegionSupport",
+                json!({"FutureRegionSupport": {"SupportedRegions": ["All", "US"]}})
+            ),
+            ["TOO_MANY_REGIONS"]
+        );
+        assert_eq!(
+            f.run(
+                "UpdateFutureRegionSupport",
+                json!({"FutureRegionSupport": {"SupportedRegions": ["Mars"]}})
+            ),
+            ["INVALID_REGIONS"]
+        );
+        assert!(f
+            .run(
+                "UpdateFutureRegionSupport",
+                json!({"FutureRegionSupport": {"SupportedRegions": ["US"]}})
+            )
+            .is_empty());
+        assert_eq!(
+            f.run("AddInstanceTypes", json!({"InstanceTypes": ["bogus"]})),
+            ["INVALID_INSTANCE_TYPES"]
+        );
+        assert!(f
+            .run("AddInstanceTypes", json!({"InstanceTypes": ["t3.micro"]}))
+            .is_empty());
+        assert!(f
+            .run(
+                "RestrictInstanceTypes",
+                json!({"InstanceTypes": ["t3.micro"]})
+            )
+            .is_empty());
+        assert_eq!(f.product().restricted_instance_types, ["t3.micro"]);
+    }
+
+    #[test]
+    fn recommended_instance_types_and_dimensions() {
+        let mut f = released();
+        assert!(f
+            .run("AddInstanceTypes", json!({"InstanceTypes": ["m5.large"]}))
+            .is_empty());
+        let ami = |title: &str, t: &str| {
+            json!({"Version": {"VersionTitle": title, "ReleaseNotes": "n"}, "DeliveryOptions": [{"Details": {"AmiDeliveryOptionDetails": {
+            "AmiSource": {"AmiId": "ami-12345678", "AccessRoleArn": "r", "UserName": "u", "OperatingSystemName": "X", "OperatingSystemVersion": "1"},
+            "UsageInstructions": "u", "RecommendedInstanceType": t}}}]})
+        };
+        assert_eq!(
+            f.run("AddDeliveryOptions", ami("3.0", "c5.xlarge")),
+            ["RECOMMENDED_INSTANCE_TYPE_NOT_AVAILABLE"]
+        );
+        assert!(f
+            .run("AddDeliveryOptions", ami("3.0", "m5.large"))
+            .is_empty());
+        assert_eq!(
+            f.run(
+                "RestrictInstanceTypes",
+                json!({"InstanceTypes": ["m5.large"]})
+            ),
+            ["RECOMMENDED_INSTANCE_TYPE_RESTRICTED"]
+        );
+        let dim = json!([{"Key": "m5.large", "Name": "m5.large", "Description": "d", "Unit": "Hrs", "Types": ["Metered"]}]);
+        assert!(f.run("AddDimensions", dim.clone()).is_empty());
+        assert_eq!(f.run("AddDimensions", dim.clone()), ["INVALID_DIMENSION"]);
+        assert_eq!(f.run("RestrictDimensions", dim), ["INVALID_DIMENSION"]);
+        f.ents.insert(
+            "prod-1".into(),
+            Entity::Offer(Offer {
+                id: "prod-1".into(),
+                owner: "o".into(),
+                revision: 1,
+                modified_ms: 0,
+                product_id: None,
+                state: "Draft".into(),
+                document: Map::new(),
+            }),
+        );
+        assert_eq!(
+            f.run("AddRegions", json!({"Regions": ["us-east-1"]})),
+            ["INVALID_PRODUCT_TYPE"]
+        );
+    }
+
+    #[test]
+    fn shapes_are_checked_at_submission() {
+        let bad = [
+            (
+                "CreateProduct",
+                json!({"ProductTitle": "x".repeat(73)}),
+                "maxLength",
+            ),
+            ("AddRegions", json!({"Regions": "us-east-1"}), "JSONArray"),
+            ("AddRegions", json!({}), "required key [Regions]"),
+            (
+                "UpdateTargeting",
+                json!({"PositiveTargeting": {"BuyerAccounts": ["12"]}}),
+                "BuyerAccounts",
+            ),
+            (
+                "AddDeliveryOptions",
+                json!({"Version": {"VersionTitle": "1", "ReleaseNotes": "n"}, "DeliveryOptions": []}),
+                "exactly 1",
+            ),
+            (
+                "AddDeliveryOptions",
+                pkg("1", "bad name!"),
+                "PackageGroupName",
+            ),
+            (
+                "UpdateInformation",
+                json!({"LogoUrl": "http://x"}),
+                "LogoUrl",
+            ),
+            (
+                "RestrictDeliveryOptions",
+                json!({"DeliveryOptionIds": []}),
+                "minimum item count",
+            ),
+            ("AddDimensions", json!({}), "JSONArray"),
+        ];
+        for (ct, d, needle) in bad {
+            let e = check_shape(AMI_PRODUCT, ct, &d).unwrap_err();
+            assert!(e.contains(needle), "{ct}: {e}");
+        }
+        assert!(check_shape(AMI_PRODUCT, "AddDeliveryOptions", &pkg("1", "ok_name-1")).is_ok());
+        assert!(check_shape(OFFER, "CreateOffer", &json!({"ProductId": "prod-1"})).is_ok());
+    }
+}

@@ -139,6 +139,9 @@ pub struct Pending {
     /// The failure was the service's, not the request's.
     #[serde(default)]
     pub server_fault: bool,
+    /// What went wrong inside the service (with `server_fault`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub fault: String,
 }
 
 /// One change of a set, as submitted and as it ended.

@@ -81,15 +81,7 @@ async fn end(
 ) -> Result<(), StoreError> {
     cs.end_ms = Some(now);
     if cs.status == Status::Failed && cs.failure_code.is_none() {
-        let fault = cs.changes.iter().any(|c| c.pending.server_fault);
-        cs.failure_code = Some(
-            if fault {
-                "SERVER_FAULT"
-            } else {
-                "CLIENT_ERROR"
-            }
-            .into(),
-        );
+        cs.failure_code = Some("CLIENT_ERROR".into());
         cs.failure_description =
             Some("Change set preparation has failed. For details see 'ErrorDetailList'.".into());
     }
@@ -140,6 +132,19 @@ async fn prepare(ctx: &Ctx, doc: &Doc, mut cs: ChangeSet, now: i64) -> Result<()
             c.pending.errors = vec![ErrorDetail::new("SCAN_ERROR", link)];
         }
     }
+    if let Some(reason) = cs
+        .changes
+        .iter()
+        .find(|c| c.pending.server_fault)
+        .map(|c| c.pending.fault.clone())
+    {
+        cs.status = Status::Failed;
+        cs.failure_code = Some("SERVER_FAULT".into());
+        cs.failure_description = Some(format!(
+            "Change set preparation has failed because of an internal error: {reason} Start the change set again."
+        ));
+        return end(ctx, doc, cs, now, Vec::new()).await;
+    }
     let (errors, _) = run_changes(ctx, &cs, now).await?;
     let failed = errors.iter().any(|e| !e.is_empty());
     for (c, e) in cs.changes.iter_mut().zip(errors) {
@@ -179,6 +184,22 @@ async fn ami_scan(
     let ami = src["AmiId"].as_str().unwrap_or_default().to_string();
     let Some(scan_id) = p.scan_id.clone() else {
         let world = ctx.world();
+        let image = crate::ops::find_image(ctx, &world, catalog::CATALOG_REGION, &ami)
+            .await
+            .ok()
+            .flatten();
+        if let Some(code) = image
+            .as_ref()
+            .and_then(|i| i.product_codes.first())
+            .filter(|_| image.as_ref().is_some_and(|i| i.owner_id == cs.owner))
+        {
+            p.done = true;
+            p.errors = vec![ErrorDetail::new(
+                "EXISTING_AMI_PRODUCT_CODE",
+                format!("Remove product code {code} attached to image {ami}."),
+            )];
+            return Ok(Some(p));
+        }
         let input = crate::ops::scans::StartScansInput {
             client_token: Some(format!("{}-{i}", cs.id)),
             images: Some(vec![crate::ops::scans::ImageScanIn {
@@ -201,6 +222,11 @@ async fn ami_scan(
         };
         match crate::ops::scans::start_scans(ctx, &caller, input).await {
             Ok(out) => p.scan_id = out.scans.first().map(|s| s.scan_id.clone()),
+            Err(OpError::InternalServerErrorException(m)) => {
+                p.done = true;
+                p.server_fault = true;
+                p.fault = m;
+            }
             Err(e) => {
                 p.done = true;
                 p.errors = start_error(
@@ -209,7 +235,6 @@ async fn ami_scan(
                     &cs.owner,
                     src["AccessRoleArn"].as_str().unwrap_or_default(),
                 );
-                p.server_fault = matches!(e, OpError::InternalServerErrorException(_));
             }
         }
         return Ok(Some(p));
@@ -223,6 +248,13 @@ async fn ami_scan(
     p.done = true;
     p.errors = scan_errors(&scan, &ami, &cs.owner);
     p.server_fault = scan.status == ScanStatus::InternalError;
+    if p.server_fault {
+        p.fault = scan
+            .error
+            .as_ref()
+            .map(|e| e.message.clone())
+            .unwrap_or_default();
+    }
     p.findings = scan
         .report
         .iter()
@@ -314,7 +346,14 @@ fn test_build(ctx: &Ctx, owner: &str, pk: &Value) -> catalog::Pending {
             continue;
         };
         if let Some((status, error)) = crate::worker::install_outcome(installer, url, &ctx.config) {
-            p.server_fault |= status == crate::domain::BuildStatus::InternalError;
+            if status == crate::domain::BuildStatus::InternalError {
+                p.server_fault = true;
+                p.fault = format!(
+                    "the test build on {name} {version} ({}) was terminated by a retryable error.",
+                    base.image_id
+                );
+                continue;
+            }
             let message = error.map_or_else(
                 || "The test build failed with an internal error; retry.".into(),
                 |e| e.message,

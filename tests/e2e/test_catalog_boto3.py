@@ -302,3 +302,46 @@ def _signed_get(endpoint, path, query):
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
+
+
+def package_version(title, group, url="s3://demo-seller-packages/agent-1.0.0.rpm", oses=(("AMAZONLINUX", "2023"),), platform="Linux", ty=".rpm"):
+    return {"Version": {"VersionTitle": title, "ReleaseNotes": "notes"},
+            "DeliveryOptions": [{"Details": {"PackageDeliveryOptionDetails": {
+                "PackageGroupName": group, "Installer": {"Url": url, "Type": ty}, "Platform": platform,
+                "OperatingSystems": [{"Name": n, "Version": v} for n, v in oses]}}}]}
+
+
+def first_error(cat, product, details):
+    d = wait(cat, start(cat, [change("AddDeliveryOptions", product, details)]))
+    assert d["Status"] == "FAILED", d
+    return d["FailureCode"], d["ChangeSet"][0]["ErrorDetailList"][0]
+
+
+def test_every_version_failure_has_its_documented_code(cat):
+    product = new_product(cat, "Failures")
+    cases = [
+        (ami_version("a", "ami-0a5ca0000000000aa"), "CLIENT_ERROR", "INVALID_AMI_ARCHITECTURE"),
+        (ami_version("a", "ami-0a5ca0000000000a9"), "CLIENT_ERROR", "INVALID_AMI_VIRTUALIZATION_TYPE"),
+        (ami_version("a", "ami-0e1b2c3d4e5f60718"), "CLIENT_ERROR", "EXISTING_AMI_PRODUCT_CODE"),
+        (ami_version("a", CLEAN, "nobody"), "CLIENT_ERROR", "SSHAuthFailedForUserAndKeypair"),
+        (package_version("p", "g-missing", url="s3://demo-seller-packages/missing.rpm"), "CLIENT_ERROR", "ASSET_NOT_FOUND"),
+        (package_version("p", "g-broken", url="s3://demo-seller-packages/broken.sh", ty=".sh"), "CLIENT_ERROR", "INSTALL_FAILED"),
+        (package_version("p", "g-os", oses=(("SUSE", "15"),)), "CLIENT_ERROR", "INCOMPATIBLE_OPERATING_SYSTEM"),
+    ]
+    for details, failure, code in cases:
+        got_failure, err = first_error(cat, product, details)
+        assert (got_failure, err["ErrorCode"]) == (failure, code), (code, err)
+    # the scanner's own failure is a SERVER_FAULT with the reason and no per-change errors
+    d = wait(cat, start(cat, [change("AddDeliveryOptions", product, ami_version("a", "ami-0a5ca0000000000a7"))]))
+    assert (d["Status"], d["FailureCode"], d["ChangeSet"][0]["ErrorDetailList"]) == ("FAILED", "SERVER_FAULT", [])
+    assert "internal error" in d["FailureDescription"]
+    ok = wait(cat, start(cat, [change("AddDeliveryOptions", product, package_version("1.0", "g-ok"))]))
+    assert ok["Status"] == "SUCCEEDED", ok
+    _, err = first_error(cat, product, package_version("1.0", "g-other"))
+    assert err["ErrorCode"] == "DUPLICATE_VERSION_TITLE"
+    _, err = first_error(cat, product, package_version("1.1", "g-ok"))
+    assert err["ErrorCode"] == "DUPLICATE_PACKAGE_GROUP_NAME"
+    # the Windows installer types are Windows's; a Linux package may not use .msi
+    with pytest.raises(cat.exceptions.ValidationException) as e:
+        start(cat, [change("AddDeliveryOptions", product, package_version("w", "g-w", ty=".msi"))])
+    assert "Installer/Type" in str(e.value)
