@@ -16,8 +16,15 @@ Copy this file next to your tests (or put its folder on sys.path) and import the
         imagebuild.advance_scan(scan_id, steps=2)
         assert scans.describe_scans(ScanIds=[scan_id])["Scans"][0]["ErrorDetail"]["Code"] == "OsLoginFailed"
 
-Builds and scans stay where they are until advanced (stage lengths of an hour); use
-`imagebuild.transition("immediate")` for the worker to run them at once.
+    def test_my_release_pipeline(imagebuild):
+        catalog = imagebuild.catalog_client()           # boto3's own marketplace-catalog client
+        cs = my_pipeline.add_version(catalog)           # StartChangeSet
+        imagebuild.advance_change_set(cs, steps=2)      # PREPARING → APPLYING → SUCCEEDED
+        assert catalog.describe_change_set(Catalog="AWSMarketplace", ChangeSetId=cs)["Status"] == "SUCCEEDED"
+
+Builds, scans and change sets stay where they are until advanced (step lengths of an hour);
+use `imagebuild.transition("immediate")` for the worker to run them at once. An AMI version's
+change set waits for its scan: `transition("immediate", resource="scan")` or `advance_scan`.
 
 Override `imagebuild_world` in your conftest to load your own fixtures (a dict in the world-file
 shape, see models/world.schema.json); None means the built-in demo world.
@@ -59,7 +66,8 @@ class ImageBuild:
         self.token = "pytest-control-token"
         args = [_binary(), "serve", "--listen", "127.0.0.1:0", "--in-memory", "--control-token", self.token,
                 "--provision-seconds", "3600", "--install-seconds", "3600", "--imaging-seconds", "3600",
-                "--ingest-seconds", "3600", "--scan-seconds", "3600", *extra_args]
+                "--ingest-seconds", "3600", "--scan-seconds", "3600", "--change-set-seconds", "3600",
+                "--review-seconds", "3600", *extra_args]
         if world is not None:
             path = Path(self._dir.name) / "world.json"
             path.write_text(json.dumps(world))
@@ -93,6 +101,12 @@ class ImageBuild:
         """A boto3 `marketplaceamiscanning` client for this server."""
         return self.client(service="marketplaceamiscanning", **kw)
 
+    def catalog_client(self, access_key=DEV_KEY, secret_key=DEV_SECRET):
+        """boto3's own `marketplace-catalog` client (its model ships in botocore) for this server."""
+        return boto3.client("marketplace-catalog", endpoint_url=self.endpoint, region_name="us-east-1",
+                            aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+                            config=botocore.config.Config(retries={"total_max_attempts": 1, "mode": "standard"}))
+
     def control(self, method, path, body=None):
         """Calls a control-plane endpoint and returns its JSON answer (raises on an error status)."""
         req = urllib.request.Request(f"{self.endpoint}/_imagebuild/{path}", method=method,
@@ -109,8 +123,20 @@ class ImageBuild:
         """Moves an in-progress scan up to `steps` steps on (stops when it ends); returns its state."""
         return self.control("POST", "advance", {"ScanId": scan_id, "Steps": steps})
 
+    def advance_change_set(self, change_set_id, steps=1):
+        """Moves a change set up to `steps` steps on (PREPARING → APPLYING → end); returns its status."""
+        return self.control("POST", "advance", {"ChangeSetId": change_set_id, "Steps": steps})
+
+    def review(self, outcome, message=None):
+        """How Seller Operations decides UpdateVisibility: "Approve", "Reject" (with message) or "Hold"."""
+        body = {"Outcome": outcome}
+        if message is not None:
+            body["Message"] = message
+        return self.control("PUT", "review", body)
+
     def transition(self, mode, resource=None, seconds=None):
-        """Sets how builds and/or scans move: "immediate", "time" (with seconds) or "manual"."""
+        """Sets how builds, scans and/or change sets ("build", "scan", "changeset") move:
+        "immediate", "time" (with seconds) or "manual"."""
         body = {"Mode": mode}
         if resource is not None:
             body["Resource"] = resource
