@@ -212,3 +212,47 @@ def test_scans_on_dynamodb_across_two_instances(moto, table, start_server):
     assert second["ScanId"] in {x["ScanId"] for x in latest} and first not in {x["ScanId"] for x in latest}
     listed = {i["ImageId"]: i for i in sb.list_images()["Images"]}
     assert listed["ami-0a1b2c3d4e5f60718"]["LatestScan"]["ScanId"] == second["ScanId"]
+
+
+def test_catalog_on_dynamodb_across_two_instances(moto, table, start_server):
+    """A product made through one instance is changed, restricted and built through the other;
+    two instances racing change sets on one entity lock it once."""
+    from test_catalog_boto3 import catalog_client, change, create, package_version, wait
+    args = dynamo_args(moto, table, "--change-set-seconds", "0", "--ingest-seconds", "0", "--scan-seconds", "0",
+                       "--provision-seconds", "0", "--install-seconds", "0", "--imaging-seconds", "0")
+    a = start_server(*args, env=AWS_ENV)
+    b = start_server(*args, env=AWS_ENV)
+    ca, cb = catalog_client(a.endpoint), catalog_client(b.endpoint)
+    d = wait(ca, ca.start_change_set(Catalog="AWSMarketplace", ChangeSet=[
+        create("On DynamoDB"),
+        change("AddDeliveryOptions", "$C.Entity.Identifier", package_version("1.0", "ddb-1")),
+        change("AddRegions", "$C.Entity.Identifier", {"Regions": ["us-east-1"]}),
+    ])["ChangeSetId"])
+    assert d["Status"] == "SUCCEEDED", d
+    product = d["ChangeSet"][0]["Entity"]["Identifier"]
+    assert wait(cb, cb.start_change_set(Catalog="AWSMarketplace", ChangeSet=[
+        change("AddDeliveryOptions", product, package_version("1.1", "ddb-2"))])["ChangeSetId"])["Status"] == "SUCCEEDED"
+    doc = cb.describe_entity(Catalog="AWSMarketplace", EntityId=product)["DetailsDocument"]
+    fo_10, fo_11 = (v["DeliveryOptions"][0]["Id"] for v in doc["Versions"])
+    build = make_client(b.endpoint).start_build(FulfillmentOptionIds=[fo_10], SourceImageId="ami-02a2b3c4d5e6f7081",
+                                                DestinationImageName="ddb catalog build")
+    assert wait_terminal(make_client(a.endpoint), build["BuildId"])["Status"] == "Succeeded"
+    # racing sets through both instances: one holds the lock, the rest get 423
+    def attempt(i):
+        c = ca if i % 2 else cb
+        try:
+            return c.start_change_set(Catalog="AWSMarketplace", ChangeSet=[
+                change("AddRegions", product, {"Regions": [f"eu-west-{1 + i % 3}"]})])["ChangeSetId"]
+        except c.exceptions.ResourceInUseException:
+            return None
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        won = [r for r in pool.map(attempt, range(8)) if r]
+    assert len(won) >= 1
+    ended = [wait(ca, w) for w in won]
+    assert all(e["Status"] == "SUCCEEDED" for e in ended), ended
+    # the sets that were let in ran one after another: each bumped the revision once
+    revision = int(ca.describe_entity(Catalog="AWSMarketplace", EntityId=product)["EntityIdentifier"].split("@")[1])
+    assert revision == 2 + len(won)
+    assert fo_11.startswith("fo-")
+    listed = ca.list_entities(Catalog="AWSMarketplace", EntityType="AmiProduct")["EntitySummaryList"]
+    assert product in [e["EntityId"] for e in listed]
