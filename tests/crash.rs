@@ -386,3 +386,190 @@ async fn sigkill_while_the_worker_is_mid_build_and_mid_scan_resumes_every_one_on
         );
     }
 }
+
+/// Every change set of the account, by id.
+async fn change_sets(app: &TestApp) -> HashMap<String, Value> {
+    let mut out = HashMap::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut body = json!({"Catalog": "AWSMarketplace", "MaxResults": 20});
+        if let Some(t) = &token {
+            body["NextToken"] = json!(t);
+        }
+        let r = app.catalog("POST", "ListChangeSets", "", body).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        for s in r.body["ChangeSetSummaryList"].as_array().unwrap() {
+            out.insert(s["ChangeSetId"].as_str().unwrap().to_string(), s.clone());
+        }
+        match r.body["NextToken"].as_str() {
+            Some(t) => token = Some(t.to_string()),
+            None => return out,
+        }
+    }
+}
+
+/// The clean Ubuntu AMI of set `i` (one per AMI version: an AMI is scanned once at a time).
+fn clean_ami(i: usize) -> String {
+    format!("ami-0c7a5b{i:011x}")
+}
+
+/// The demo world plus a clean copy of its Ubuntu AMI for every AMI version of the trial.
+fn world_with_clean_amis(dir: &Path, sets: usize) -> std::path::PathBuf {
+    let mut world: Value = serde_json::from_str(imagebuild::world::DEMO_WORLD).unwrap();
+    let ubuntu = world["Images"][0].clone();
+    let images = world["Images"].as_array_mut().unwrap();
+    for i in (0..sets).step_by(3) {
+        let mut img = ubuntu.clone();
+        img["ImageId"] = json!(clean_ami(i));
+        images.push(img);
+    }
+    let path = dir.join("world.json");
+    std::fs::write(&path, world.to_string()).unwrap();
+    path
+}
+
+fn version_change(i: usize) -> Value {
+    // Every third set adds an AMI version (a scan runs); the others a package version.
+    let details = if i.is_multiple_of(3) {
+        json!({"Version": {"VersionTitle": "1.0", "ReleaseNotes": "n"}, "DeliveryOptions": [{"Details": {"AmiDeliveryOptionDetails": {
+            "AmiSource": {"AmiId": clean_ami(i), "AccessRoleArn": ROLE, "UserName": "ubuntu", "OperatingSystemName": "UBUNTU", "OperatingSystemVersion": "22.04"},
+            "UsageInstructions": "ssh", "RecommendedInstanceType": "m5.large"}}}]})
+    } else {
+        json!({"Version": {"VersionTitle": "1.0", "ReleaseNotes": "n"}, "DeliveryOptions": [{"Details": {"PackageDeliveryOptionDetails": {
+            "PackageGroupName": format!("crash-{i}"), "Installer": {"Url": "s3://demo-seller-packages/agent-1.0.0.rpm", "Type": ".rpm"},
+            "Platform": "Linux", "OperatingSystems": [{"Name": "AMAZONLINUX", "Version": "2023"}]}}}]})
+    };
+    json!({"Catalog": "AWSMarketplace", "ClientRequestToken": format!("crash-set-{i}"), "ChangeSet": [
+        {"ChangeType": "CreateProduct", "ChangeName": "C", "Entity": {"Type": "AmiProduct@1.0"}, "DetailsDocument": {"ProductTitle": format!("Crash {i}")}},
+        {"ChangeType": "AddDeliveryOptions", "Entity": {"Type": "AmiProduct@1.0", "Identifier": "$C.Entity.Identifier"}, "DetailsDocument": details},
+    ]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_scan_and_mid_apply_ends_every_change_set_once_and_never_half_changes() {
+    const SETS: usize = 60;
+    let dir = tempfile::tempdir().unwrap();
+    let world_dir = tempfile::tempdir().unwrap();
+    let world = world_with_clean_amis(world_dir.path(), SETS);
+    // Scans take a second per stage, so AMI versions are mid-scan at the kill while package
+    // versions are being applied.
+    let world = world.to_str().unwrap();
+    let args = [
+        "--change-set-seconds",
+        "0",
+        "--ingest-seconds",
+        "1",
+        "--scan-seconds",
+        "1",
+        "--world",
+        world,
+    ];
+    let server = Server::start(dir.path(), &args);
+    let app = remote(server.addr);
+    let mut acked = HashMap::new();
+    for i in 0..SETS {
+        let r = app
+            .catalog("POST", "StartChangeSet", "", version_change(i))
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        acked.insert(i, r.body["ChangeSetId"].as_str().unwrap().to_string());
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let sets = change_sets(&app).await;
+        let done = sets.values().filter(|s| s["Status"] == "SUCCEEDED").count();
+        if done > 0 && done < SETS {
+            break;
+        }
+        assert!(
+            done == 0 && Instant::now() < deadline,
+            "all {SETS} sets ended before the kill could land"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.kill();
+
+    let server = Server::start(dir.path(), &args);
+    let app = remote(server.addr);
+    // retried tokens give back the acknowledged ids
+    for (i, id) in &acked {
+        let r = app
+            .catalog("POST", "StartChangeSet", "", version_change(*i))
+            .await;
+        assert_eq!(
+            r.body["ChangeSetId"].as_str(),
+            Some(id.as_str()),
+            "{:?}",
+            r.body
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let sets = loop {
+        let sets = change_sets(&app).await;
+        if sets
+            .values()
+            .all(|s| !matches!(s["Status"].as_str(), Some("PREPARING" | "APPLYING")))
+        {
+            break sets;
+        }
+        assert!(Instant::now() < deadline, "change sets stuck after restart");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        sets.len(),
+        SETS,
+        "every acknowledged set once, nothing more"
+    );
+    for (i, id) in &acked {
+        let s = &sets[id];
+        assert_eq!(s["Status"], "SUCCEEDED", "{s:?}");
+        let d = app
+            .catalog(
+                "GET",
+                "DescribeChangeSet",
+                &format!("catalog=AWSMarketplace&changeSetId={id}"),
+                json!({}),
+            )
+            .await;
+        let product = d.body["ChangeSet"][0]["Entity"]["Identifier"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let e = app
+            .catalog(
+                "GET",
+                "DescribeEntity",
+                &format!("catalog=AWSMarketplace&entityId={product}"),
+                json!({}),
+            )
+            .await;
+        // created and versioned in one write: revision 1, exactly one version, never half
+        assert_eq!(
+            e.body["EntityIdentifier"],
+            json!(format!("{product}@1")),
+            "set {i}"
+        );
+        assert_eq!(
+            e.body["DetailsDocument"]["Versions"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1,
+            "set {i}"
+        );
+        // no lock outlived its set
+        let again = app.catalog("POST", "StartChangeSet", "", json!({"Catalog": "AWSMarketplace", "ChangeSet": [
+            {"ChangeType": "AddRegions", "Entity": {"Type": "AmiProduct@1.0", "Identifier": product}, "DetailsDocument": {"Regions": ["us-east-1"]}}]})).await;
+        assert_eq!(again.status, 200, "{:?}", again.body);
+    }
+    let scans = app
+        .scan_call("DescribeScans", json!({"MaxResults": 100}))
+        .await;
+    let scans = scans.body["Scans"].as_array().unwrap().len();
+    assert_eq!(
+        scans,
+        SETS.div_ceil(3),
+        "one scan per AMI version, none repeated after the restart"
+    );
+    eprintln!("change sets: {SETS} acknowledged, killed mid-way, each ended once");
+}

@@ -225,6 +225,65 @@ impl TestApp {
         req
     }
 
+    /// A Catalog API (restJson1) request: `method path?query` with a JSON body (POST) or none,
+    /// signed as botocore signs it.
+    #[allow(dead_code)] // not every test binary uses the Catalog
+    pub fn signed_rest(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: &str,
+    ) -> hyper::Request<Full<Bytes>> {
+        let host = self.addr.to_string();
+        let mut headers = vec![("host", host.as_str())];
+        if method == "POST" {
+            headers.push(("content-type", "application/json"));
+        }
+        let identity: Identity =
+            Credentials::new(&self.access_key, &self.secret, None, None, "test").into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name("aws-marketplace")
+            .time(UNIX_EPOCH + Duration::from_millis(self.clock.now_ms() as u64))
+            .settings(SigningSettings::default())
+            .build()
+            .unwrap()
+            .into();
+        let uri = format!("http://{host}{path_and_query}");
+        let signable = SignableRequest::new(
+            method,
+            &uri,
+            headers.iter().copied(),
+            SignableBody::Bytes(body.as_bytes()),
+        )
+        .unwrap();
+        let (instructions, _sig) = sign(signable, &params).unwrap().into_parts();
+        let mut req = hyper::Request::builder().method(method).uri(&uri);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let mut req = req.body(Full::new(Bytes::from(body.to_string()))).unwrap();
+        instructions.apply_to_request_http1x(&mut req);
+        req
+    }
+
+    /// Calls a Catalog API operation (`POST /<op>` with `body`, or GET/PATCH/DELETE with `query`).
+    #[allow(dead_code)] // not every test binary uses the Catalog
+    pub async fn catalog(&self, method: &str, op: &str, query: &str, body: Value) -> Reply {
+        let path = if query.is_empty() {
+            format!("/{op}")
+        } else {
+            format!("/{op}?{query}")
+        };
+        let body = if method == "POST" {
+            body.to_string()
+        } else {
+            String::new()
+        };
+        self.raw(self.signed_rest(method, &path, &body)).await
+    }
+
     pub async fn call(&self, op: &str, body: Value) -> Reply {
         let req = self.signed(&format!("AWSMPImageBuilding.{op}"), &body.to_string());
         self.raw(req).await
