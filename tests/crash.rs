@@ -2,7 +2,9 @@
 //! flight, and SIGKILL while the worker is mid-way through builds and scans. After each restart
 //! every acknowledged build is there, nothing is duplicated (a retried ClientToken gets the
 //! same build, each build has exactly one notification per status) and nothing is stuck (every
-//! build and scan reaches a terminal status). Each trial is bounded in time; none asserts speed.
+//! build and scan reaches a terminal status); and SIGKILL while Catalog change sets are mid-scan
+//! and mid-apply (each ends once, no entity half-changed, no lock left). Each trial is bounded
+//! in time; none asserts speed.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod common;
