@@ -967,6 +967,7 @@ fn doc(
         owner: owner.into(),
         version,
         due_ms,
+        sort: id.into(),
         body: body.into(),
     }
 }
@@ -1070,6 +1071,49 @@ pub async fn documents_list_by_owner_come_due_and_reset<F: StoreFactory>() {
     assert!(st.list_docs("changeset", b).await.unwrap().is_empty());
 }
 
+/// Keyset pages by `sort`, highest first, are O(page) and stable as documents change.
+pub async fn documents_page_by_sort_key_descending<F: StoreFactory>() {
+    let (st, _dir) = F::create().await;
+    let a = "111111111111";
+    let mut writes = Vec::new();
+    for i in 0..25 {
+        let mut d = doc("entity", &format!("e{i:02}"), a, 1, None, "{}");
+        d.sort = format!("{:013}#e{i:02}", 1000 + (i % 5));
+        writes.push(put(d, None));
+    }
+    writes.push(put(
+        doc("entity", "other", "222222222222", 1, None, "{}"),
+        None,
+    ));
+    st.write_docs(&writes).await.unwrap();
+    let mut seen = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let page = st
+            .page_docs("entity", a, before.as_deref(), 10)
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        before = page.last().map(|d| d.sort.clone());
+        seen.extend(page.into_iter().map(|d| d.sort));
+    }
+    let mut expected = seen.clone();
+    expected.sort();
+    expected.reverse();
+    assert_eq!(seen, expected);
+    assert_eq!(seen.len(), 25);
+    assert_eq!(
+        st.list_docs("entity", a)
+            .await
+            .unwrap()
+            .first()
+            .map(|d| d.sort.clone()),
+        seen.last().cloned()
+    );
+}
+
 /// Sixteen writers racing for one lock: exactly one wins.
 pub async fn concurrent_lock_claims_have_one_winner<F: StoreFactory>() {
     let (st, _dir) = F::create().await;
@@ -1124,6 +1168,7 @@ macro_rules! doc_store_conformance_suite {
         $crate::store_conformance_suite!(@tests $factory; [$(#[$attr])?];
             documents_are_versioned_and_written_all_or_nothing,
             documents_list_by_owner_come_due_and_reset,
+            documents_page_by_sort_key_descending,
             concurrent_lock_claims_have_one_winner
         );
     };
@@ -1267,6 +1312,15 @@ impl Store for FailingStore {
         Err(StoreError::Unavailable("injected".into()))
     }
     async fn list_docs(&self, _: &str, _: &str) -> Result<Vec<super::Doc>, StoreError> {
+        Err(StoreError::Unavailable("injected".into()))
+    }
+    async fn page_docs(
+        &self,
+        _: &str,
+        _: &str,
+        _: Option<&str>,
+        _: usize,
+    ) -> Result<Vec<super::Doc>, StoreError> {
         Err(StoreError::Unavailable("injected".into()))
     }
     async fn due_docs(&self, _: &str, _: i64, _: usize) -> Result<Vec<super::Doc>, StoreError> {

@@ -18,7 +18,7 @@
 //! | AMI marker (latest scan, in progress or not) | `L#{acct}#{region}#{image}` | `L` | GSI1 `SL#{acct}#{region}` / CK of the latest scan |
 //! | scans in progress counter | `SC#{acct}#{region}` | `C` | |
 //! | scan client token | `T#{acct}#{region}#{StartScans or ResubmitScan}#{token}` | `T` | |
-//! | catalog document (entity, change set, lock, token, tags, policy) | `D#{kind}#{id}` | `D` | GSI1 `DO#{kind}#{owner}` / id; GSI4 `DDUE#{kind}` / `{due:013}#{id}` while due |
+//! | catalog document (entity, change set, lock, token, tags, policy) | `D#{kind}#{id}` | `D` | GSI1 `DO#{kind}#{owner}` / sort; GSI4 `DDUE#{kind}` / `{due:013}#{id}` while due |
 //!
 //! Races are settled by DynamoDB, not by the instances: StartBuild is one `TransactWriteItems`
 //! (token put-if-absent, counter `ADD` under `n < limit`, build put-if-absent, links, outbox);
@@ -1499,6 +1499,31 @@ impl Store for DynamoStore {
         }
     }
 
+    async fn page_docs(
+        &self,
+        kind: &str,
+        owner: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Doc>, StoreError> {
+        let mut q = self
+            .client
+            .query()
+            .table_name(&*self.table)
+            .index_name("GSI1")
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000))
+            .expression_attribute_values(":pk", s(format!("DO#{kind}#{owner}")));
+        q = match before {
+            Some(b) => q
+                .key_condition_expression("G1PK = :pk AND G1SK < :before")
+                .expression_attribute_values(":before", s(b)),
+            None => q.key_condition_expression("G1PK = :pk"),
+        };
+        let r = q.send().await.map_err(unavailable)?;
+        r.items().iter().map(decode_doc).collect()
+    }
+
     async fn due_docs(
         &self,
         kind: &str,
@@ -1658,7 +1683,8 @@ fn doc_item(d: &Doc) -> Item {
         ),
         ("body".to_string(), s(&d.body)),
         ("G1PK".to_string(), s(format!("DO#{}#{}", d.kind, d.owner))),
-        ("G1SK".to_string(), s(&d.id)),
+        ("G1SK".to_string(), s(&d.sort)),
+        ("sort".to_string(), s(&d.sort)),
     ]);
     if let Some(due) = d.due_ms {
         item.insert("due_ms".into(), n(due));
@@ -1680,6 +1706,7 @@ fn decode_doc(item: &Item) -> Result<Doc, StoreError> {
         owner: field("owner")?,
         version: u64::try_from(get_n(item, "version").unwrap_or_default()).unwrap_or_default(),
         due_ms: get_n(item, "due_ms"),
+        sort: field("sort")?,
         body: field("body")?,
     })
 }

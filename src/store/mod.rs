@@ -304,8 +304,33 @@ pub struct Doc {
     pub version: u64,
     /// When the worker should next look at it (`None`: never).
     pub due_ms: Option<i64>,
+    /// Its place in its owner's listing of the kind (the id unless the kind orders otherwise,
+    /// e.g. `{modified_ms:013}#{id}` for entities).
+    pub sort: String,
     /// The JSON body.
     pub body: String,
+}
+
+impl Doc {
+    /// A first version (1) of a document, listed by its id.
+    #[must_use]
+    pub fn new(kind: &str, id: &str, owner: &str, due_ms: Option<i64>, body: String) -> Self {
+        Self {
+            kind: kind.into(),
+            id: id.into(),
+            owner: owner.into(),
+            version: 1,
+            due_ms,
+            sort: id.into(),
+            body,
+        }
+    }
+
+    /// The same document listed at `sort`.
+    #[must_use]
+    pub fn sorted(self, sort: String) -> Self {
+        Self { sort, ..self }
+    }
 }
 
 /// One conditional write of a `write_docs` transaction.
@@ -441,8 +466,18 @@ pub trait Store: Send + Sync + 'static {
     /// Returns a catalog document.
     async fn get_doc(&self, kind: &str, id: &str) -> Result<Option<Doc>, StoreError>;
 
-    /// Returns every document of `kind` owned by `owner`, by id.
+    /// Returns every document of `kind` owned by `owner`, by `sort`.
     async fn list_docs(&self, kind: &str, owner: &str) -> Result<Vec<Doc>, StoreError>;
+
+    /// Returns up to `limit` documents of `kind` owned by `owner` whose `sort` is below `before`
+    /// (all when `None`), highest `sort` first: a keyset page, O(page) whatever the owner has.
+    async fn page_docs(
+        &self,
+        kind: &str,
+        owner: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Doc>, StoreError>;
 
     /// Returns up to `limit` documents of `kind` due at or before `now_ms`, earliest first.
     async fn due_docs(&self, kind: &str, now_ms: i64, limit: usize)

@@ -99,9 +99,9 @@ CREATE INDEX IF NOT EXISTS scans_latest     ON scans(account, region, latest, cr
 CREATE INDEX IF NOT EXISTS scans_due        ON scans(due_ms) WHERE due_ms IS NOT NULL;
 CREATE TABLE IF NOT EXISTS docs (
     kind TEXT NOT NULL, id TEXT NOT NULL, owner TEXT NOT NULL, version INTEGER NOT NULL,
-    due_ms INTEGER, body TEXT NOT NULL, PRIMARY KEY (kind, id)
+    due_ms INTEGER, sort TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS docs_by_owner ON docs(kind, owner, id);
+CREATE INDEX IF NOT EXISTS docs_by_owner ON docs(kind, owner, sort);
 CREATE INDEX IF NOT EXISTS docs_due ON docs(kind, due_ms) WHERE due_ms IS NOT NULL;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1');
@@ -785,7 +785,7 @@ fn query_outbox(conn: &Connection, sql: &str, arg: Value) -> Result<Vec<OutboxEn
 
 const SCAN_COLUMNS: &str = "scan_id, latest, body";
 
-const DOC_COLUMNS: &str = "kind, id, owner, version, due_ms, body";
+const DOC_COLUMNS: &str = "kind, id, owner, version, due_ms, sort, body";
 
 fn query_docs(conn: &Connection, sql: &str, args: &[Value]) -> Result<Vec<Doc>, StoreError> {
     let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
@@ -797,7 +797,8 @@ fn query_docs(conn: &Connection, sql: &str, args: &[Value]) -> Result<Vec<Doc>, 
                 owner: r.get(2)?,
                 version: u64::try_from(r.get::<_, i64>(3)?).unwrap_or_default(),
                 due_ms: r.get(4)?,
-                body: r.get(5)?,
+                sort: r.get(5)?,
+                body: r.get(6)?,
             })
         })
         .map_err(unavailable)?;
@@ -810,13 +811,13 @@ fn write_doc(tx: &Connection, w: &DocWrite) -> Result<(), StoreError> {
     let changed = match w {
         DocWrite::Put { doc, expected: None } => exec(
             tx,
-            "INSERT OR IGNORE INTO docs(kind, id, owner, version, due_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![doc.kind, doc.id, doc.owner, version(doc.version), doc.due_ms, doc.body],
+            "INSERT OR IGNORE INTO docs(kind, id, owner, version, due_ms, sort, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![doc.kind, doc.id, doc.owner, version(doc.version), doc.due_ms, doc.sort, doc.body],
         ),
         DocWrite::Put { doc, expected: Some(old) } => exec(
             tx,
-            "UPDATE docs SET owner = ?3, version = ?4, due_ms = ?5, body = ?6 WHERE kind = ?1 AND id = ?2 AND version = ?7",
-            params![doc.kind, doc.id, doc.owner, version(doc.version), doc.due_ms, doc.body, version(*old)],
+            "UPDATE docs SET owner = ?3, version = ?4, due_ms = ?5, sort = ?6, body = ?7 WHERE kind = ?1 AND id = ?2 AND version = ?8",
+            params![doc.kind, doc.id, doc.owner, version(doc.version), doc.due_ms, doc.sort, doc.body, version(*old)],
         ),
         DocWrite::Delete { kind, id, expected } => exec(
             tx,
@@ -1540,11 +1541,34 @@ impl Store for SqliteStore {
         let args = [Value::Text(kind.into()), Value::Text(owner.into())];
         self.read(move |conn| {
             let sql = format!(
-                "SELECT {DOC_COLUMNS} FROM docs WHERE kind = ?1 AND owner = ?2 ORDER BY id"
+                "SELECT {DOC_COLUMNS} FROM docs WHERE kind = ?1 AND owner = ?2 ORDER BY sort, id"
             );
             query_docs(conn, &sql, &args)
         })
         .await
+    }
+
+    async fn page_docs(
+        &self,
+        kind: &str,
+        owner: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Doc>, StoreError> {
+        let limit = Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX));
+        let mut args = vec![Value::Text(kind.into()), Value::Text(owner.into())];
+        let sql = match before {
+            Some(b) => {
+                args.push(Value::Text(b.into()));
+                args.push(limit);
+                format!("SELECT {DOC_COLUMNS} FROM docs WHERE kind = ?1 AND owner = ?2 AND sort < ?3 ORDER BY sort DESC LIMIT ?4")
+            }
+            None => {
+                args.push(limit);
+                format!("SELECT {DOC_COLUMNS} FROM docs WHERE kind = ?1 AND owner = ?2 ORDER BY sort DESC LIMIT ?3")
+            }
+        };
+        self.read(move |conn| query_docs(conn, &sql, &args)).await
     }
 
     async fn due_docs(

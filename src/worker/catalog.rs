@@ -518,14 +518,7 @@ async fn entity_writes(
                 for o in &v.delivery_options {
                     if ctx.store.get_doc(kind::OPTION, &o.id).await?.is_none() {
                         writes.push(DocWrite::Put {
-                            doc: Doc {
-                                kind: kind::OPTION.into(),
-                                id: o.id.clone(),
-                                owner: p.owner.clone(),
-                                version: 1,
-                                due_ms: None,
-                                body: p.id.clone(),
-                            },
+                            doc: Doc::new(kind::OPTION, &o.id, &p.owner, None, p.id.clone()),
                             expected: None,
                         });
                     }
@@ -544,14 +537,13 @@ async fn entity_writes(
                                 .is_none()
                         {
                             writes.push(DocWrite::Put {
-                                doc: Doc {
-                                    kind: kind::PACKAGE_GROUP.into(),
-                                    id: key,
-                                    owner: p.owner.clone(),
-                                    version: 1,
-                                    due_ms: None,
-                                    body: p.id.clone(),
-                                },
+                                doc: Doc::new(
+                                    kind::PACKAGE_GROUP,
+                                    &key,
+                                    &p.owner,
+                                    None,
+                                    p.id.clone(),
+                                ),
                                 expected: None,
                             });
                         }
@@ -566,27 +558,18 @@ async fn entity_writes(
             .flat_map(|c| &c.entity_tags)
             .collect();
         if !tags.is_empty() {
+            let body = serde_json::to_string(&tags).unwrap_or_default();
             writes.push(DocWrite::Put {
-                doc: Doc {
-                    kind: kind::TAGS.into(),
-                    id: e.arn(),
-                    owner: e.owner().into(),
-                    version: 1,
-                    due_ms: None,
-                    body: serde_json::to_string(&tags).unwrap_or_default(),
-                },
+                doc: Doc::new(kind::TAGS, &e.arn(), e.owner(), None, body),
                 expected: None,
             });
         }
         let body = serde_json::to_string(&e).map_err(|x| StoreError::Corrupt(x.to_string()))?;
         let doc = Doc {
-            kind: kind::ENTITY.into(),
-            id: id.clone(),
-            owner: e.owner().into(),
             version: version.map_or(1, |v| v + 1),
-            due_ms: None,
-            body,
-        };
+            ..Doc::new(kind::ENTITY, &id, e.owner(), None, body)
+        }
+        .sorted(crate::ops::catalog::entity_sort(&e));
         writes.push(DocWrite::Put {
             doc,
             expected: version,

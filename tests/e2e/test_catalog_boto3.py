@@ -89,6 +89,13 @@ def test_paginators_walk_every_change_set_and_product(cat):
         EntityTypeSort={"AmiProductSort": {"SortBy": "ProductTitle", "SortOrder": "ASCENDING"}}))
     titles = [e["Name"] for p in pages for e in p["EntitySummaryList"]]
     assert titles == sorted(titles) and len(titles) == 8  # 7 new + the demo world's product of this seller
+    # the default order (newest change first) comes from the store's index, page by page, then
+    # the world's unchanged products of this seller
+    pages = list(cat.get_paginator("list_entities").paginate(
+        Catalog="AWSMarketplace", EntityType="AmiProduct", PaginationConfig={"PageSize": 3}))
+    assert [len(p["EntitySummaryList"]) for p in pages] == [3, 3, 2]
+    newest = [e["Name"] for p in pages for e in p["EntitySummaryList"]]
+    assert newest == [f"Product {i}" for i in range(6, -1, -1)] + ["Demo Seller Appliance"]
     drafts = cat.list_entities(Catalog="AWSMarketplace", EntityType="AmiProduct",
                                EntityTypeFilters={"AmiProductFilters": {"Visibility": {"ValueList": ["Draft"]}}})
     assert len(drafts["EntitySummaryList"]) == 7 and "NextToken" not in drafts

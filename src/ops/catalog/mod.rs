@@ -10,6 +10,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+mod listing;
+
+pub use listing::{list_change_sets, list_entities};
+
 use super::{Caller, Ctx};
 use crate::catalog::changes::{self, AMI_PRODUCT, OFFER};
 use crate::catalog::{self, kind, render, Change, ChangeSet, Entity, Status, Tag};
@@ -524,13 +528,18 @@ pub async fn start_change_set(
         client_token: token.clone(),
         review: None,
     };
-    let mut writes = vec![put_new(
+    let set_doc = Doc::new(
         kind::CHANGE_SET,
         &cs.id,
         &caller.account,
         Some(ctx.harness.due_change_set(&ctx.config, now)),
-        &json!({"ChangeSet": cs, "BaseUrl": caller.base_url}).to_string(),
-    )];
+        json!({"ChangeSet": cs, "BaseUrl": caller.base_url}).to_string(),
+    )
+    .sorted(change_set_sort(&cs));
+    let mut writes = vec![DocWrite::Put {
+        doc: set_doc,
+        expected: None,
+    }];
     for id in &locked {
         writes.push(put_new(kind::LOCK, id, &caller.account, None, &cs.id));
     }
@@ -566,16 +575,21 @@ pub async fn start_change_set(
 
 fn put_new(kind: &str, id: &str, owner: &str, due_ms: Option<i64>, body: &str) -> DocWrite {
     DocWrite::Put {
-        doc: Doc {
-            kind: kind.into(),
-            id: id.into(),
-            owner: owner.into(),
-            version: 1,
-            due_ms,
-            body: body.into(),
-        },
+        doc: Doc::new(kind, id, owner, due_ms, body.into()),
         expected: None,
     }
+}
+
+/// An entity's place in its seller's listing: newest change last (`page_docs` reads backwards).
+#[must_use]
+pub fn entity_sort(e: &Entity) -> String {
+    format!("{:013}#{}", e.modified_ms(), e.id())
+}
+
+/// A change set's place in its owner's listing: by start time.
+#[must_use]
+pub fn change_set_sort(cs: &ChangeSet) -> String {
+    format!("{:013}#{}", cs.start_ms, cs.id)
 }
 
 fn token_key(caller: &Caller, token: &str) -> String {
@@ -837,181 +851,6 @@ pub async fn finish_writes(
     Ok(writes)
 }
 
-fn max_results(input: &Value, max: u64, default: usize) -> Result<usize, CatalogError> {
-    match input.get("MaxResults") {
-        None | Some(Value::Null) => Ok(default),
-        Some(v) => match v.as_u64() {
-            Some(n) if (1..=max).contains(&n) => Ok(usize::try_from(n).unwrap_or(default)),
-            _ => Err(invalid(format!("1 validation error detected: Value '{v}' at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to {max} and greater than or equal to 1"))),
-        },
-    }
-}
-
-/// One page of `items` (already filtered and sorted) after the token's position.
-fn page<T>(
-    ctx: &Ctx,
-    caller: &Caller,
-    op: &str,
-    query: &Value,
-    items: Vec<T>,
-    input: &Value,
-    limit: usize,
-) -> Result<(Vec<T>, Option<String>), CatalogError> {
-    let hash = super::paging::query_hash(query);
-    let binding = super::paging::Binding {
-        operation: op,
-        account: &caller.account,
-        region: catalog::CATALOG_REGION,
-        query_hash: &hash,
-    };
-    let now = ctx.clock.now_ms();
-    let start = match input.get("NextToken").and_then(Value::as_str) {
-        None => 0,
-        Some(t) => super::paging::decode(&ctx.paging_keys, &binding, t, now)
-            .and_then(|c| usize::try_from(c.created_ms).ok())
-            .ok_or_else(|| invalid("The NextToken is not valid for this request."))?,
-    };
-    let total = items.len();
-    let out: Vec<T> = items.into_iter().skip(start).take(limit).collect();
-    let next = (start + out.len() < total).then(|| {
-        let cursor = crate::store::Cursor {
-            created_ms: i64::try_from(start + out.len()).unwrap_or(i64::MAX),
-            build_id: "o".into(),
-        };
-        super::paging::encode(&ctx.paging_keys, &binding, &cursor, now)
-    });
-    Ok((out, next))
-}
-
-fn with_token(mut v: Value, key: &str, list: Vec<Value>, next: Option<String>) -> Value {
-    v[key] = Value::Array(list);
-    if let Some(t) = next {
-        v["NextToken"] = json!(t);
-    }
-    v
-}
-
-/// ListChangeSets with its filters, sort and paging.
-///
-/// # Errors
-/// The model's ListChangeSets errors.
-pub async fn list_change_sets(
-    ctx: &Ctx,
-    caller: &Caller,
-    input: Value,
-) -> Result<Value, CatalogError> {
-    check_catalog(&input)?;
-    let limit = max_results(&input, 20, 20)?;
-    let mut sets: Vec<ChangeSet> = ctx
-        .store
-        .list_docs(kind::CHANGE_SET, &caller.account)
-        .await?
-        .iter()
-        .map(decode_change_set)
-        .collect::<Result<_, _>>()?;
-    let filters = input
-        .get("FilterList")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if filters.len() > 8 {
-        return Err(invalid(
-            "FilterList: Member must have length less than or equal to 8",
-        ));
-    }
-    for f in &filters {
-        let name = f.get("Name").and_then(Value::as_str).unwrap_or_default();
-        let values: Vec<String> = f
-            .get("ValueList")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect();
-        let one = values.first().cloned().unwrap_or_default();
-        let bound = || {
-            crate::clock::parse_iso8601_basic(&one.replace(['-', ':'], "")).ok_or_else(|| {
-                invalid(format!(
-                    "Filter {name}: '{one}' is not a timestamp (YYYY-MM-DDTHH:MM:SSZ)"
-                ))
-            })
-        };
-        match name {
-            "ChangeSetName" => sets.retain(|c| values.contains(&c.name)),
-            "Status" => sets.retain(|c| values.iter().any(|v| v == c.status.as_str())),
-            "EntityId" => sets.retain(|c| c.entity_ids.iter().any(|e| values.contains(e))),
-            "BeforeStartTime" => { let t = bound()?; sets.retain(|c| c.start_ms <= t) }
-            "AfterStartTime" => { let t = bound()?; sets.retain(|c| c.start_ms >= t) }
-            "BeforeEndTime" => { let t = bound()?; sets.retain(|c| c.end_ms.is_some_and(|e| e <= t)) }
-            "AfterEndTime" => { let t = bound()?; sets.retain(|c| c.end_ms.is_some_and(|e| e >= t)) }
-            other => return Err(invalid(format!("Filter name '{other}' is not supported. Supported: ChangeSetName, Status, EntityId, BeforeStartTime, AfterStartTime, BeforeEndTime, AfterEndTime."))),
-        }
-    }
-    let sort = input.get("Sort").cloned().unwrap_or(json!({}));
-    let by_end = match sort.get("SortBy").and_then(Value::as_str) {
-        None | Some("StartTime") => false,
-        Some("EndTime") => true,
-        Some(o) => {
-            return Err(invalid(format!(
-                "SortBy '{o}' is not supported. Supported: StartTime, EndTime."
-            )))
-        }
-    };
-    let ascending = match sort.get("SortOrder").and_then(Value::as_str) {
-        None | Some("DESCENDING") => false,
-        Some("ASCENDING") => true,
-        Some(o) => {
-            return Err(invalid(format!(
-                "SortOrder '{o}' must be ASCENDING or DESCENDING."
-            )))
-        }
-    };
-    sets.sort_by_key(|c| {
-        (
-            if by_end {
-                c.end_ms.unwrap_or(i64::MAX)
-            } else {
-                c.start_ms
-            },
-            c.id.clone(),
-        )
-    });
-    if !ascending {
-        sets.reverse();
-    }
-    let query = json!({"FilterList": filters, "Sort": sort});
-    let (items, next) = page(ctx, caller, "ListChangeSets", &query, sets, &input, limit)?;
-    Ok(with_token(
-        json!({}),
-        "ChangeSetSummaryList",
-        items.iter().map(render::change_set_summary).collect(),
-        next,
-    ))
-}
-
-/// Every entity of the caller: stored ones and world products the API has not changed.
-async fn own_entities(ctx: &Ctx, caller: &Caller) -> Result<Vec<Entity>, CatalogError> {
-    let stored = ctx.store.list_docs(kind::ENTITY, &caller.account).await?;
-    let mut out: Vec<Entity> = stored
-        .iter()
-        .map(|d| {
-            serde_json::from_str(&d.body)
-                .map_err(|e| CatalogError::from(StoreError::Corrupt(e.to_string())))
-        })
-        .collect::<Result<_, _>>()?;
-    let world = ctx.world();
-    for w in world
-        .products
-        .iter()
-        .filter(|p| p.seller_account_id == caller.account)
-    {
-        if !stored.iter().any(|d| d.id == w.product_id) {
-            out.push(Entity::AmiProduct(catalog::from_world_product(w, 0)));
-        }
-    }
-    Ok(out)
-}
-
 /// DescribeEntity.
 ///
 /// # Errors
@@ -1045,184 +884,6 @@ async fn entity_of(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Entity, Catal
         .map(|(e, _)| e)
         .filter(|e| e.owner() == caller.account)
         .ok_or_else(|| CatalogError::ResourceNotFoundException(format!("Entity {id} not found.")))
-}
-
-/// ListEntities for `AmiProduct` (and `Offer`).
-///
-/// # Errors
-/// The model's ListEntities errors.
-pub async fn list_entities(
-    ctx: &Ctx,
-    caller: &Caller,
-    input: Value,
-) -> Result<Value, CatalogError> {
-    check_catalog(&input)?;
-    let ty = str_member(&input, "EntityType", "entityType")?;
-    if ty.contains('@') {
-        return Err(invalid(format!(
-            "EntityType '{ty}' must not include a version: use AmiProduct or Offer."
-        )));
-    }
-    if ty != "AmiProduct" && ty != "Offer" {
-        return Err(invalid(format!(
-            "EntityType '{ty}' is not supported. Supported: AmiProduct, Offer."
-        )));
-    }
-    let limit = max_results(&input, 50, 20)?;
-    if input.get("FilterList").is_some() && input.get("EntityTypeFilters").is_some() {
-        return Err(invalid(
-            "Use either FilterList or EntityTypeFilters, not both.",
-        ));
-    }
-    let ownership = input
-        .get("OwnershipType")
-        .and_then(Value::as_str)
-        .unwrap_or("SELF");
-    let mut ents: Vec<Entity> = match ownership {
-        "SELF" => own_entities(ctx, caller).await?,
-        "SHARED" => Vec::new(),
-        o => {
-            return Err(invalid(format!(
-                "OwnershipType '{o}' must be SELF or SHARED."
-            )))
-        }
-    };
-    ents.retain(|e| e.short_type() == ty);
-    filter_entities(&mut ents, &input)?;
-    sort_entities(&mut ents, &input)?;
-    let query = json!({"T": ty, "F": input.get("FilterList"), "E": input.get("EntityTypeFilters"), "S": input.get("Sort"), "ES": input.get("EntityTypeSort"), "O": ownership});
-    let (items, next) = page(ctx, caller, "ListEntities", &query, ents, &input, limit)?;
-    Ok(with_token(
-        json!({}),
-        "EntitySummaryList",
-        items.iter().map(render::entity_summary).collect(),
-        next,
-    ))
-}
-
-fn values_of(f: &Value) -> Vec<String> {
-    f.get("ValueList")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str().map(str::to_string))
-        .collect()
-}
-
-fn filter_entities(ents: &mut Vec<Entity>, input: &Value) -> Result<(), CatalogError> {
-    for f in input
-        .get("FilterList")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let vals = values_of(f);
-        match f.get("Name").and_then(Value::as_str).unwrap_or_default() {
-            "EntityId" => ents.retain(|e| vals.iter().any(|v| v == e.id())),
-            "Name" => ents.retain(
-                |e| matches!(e, Entity::AmiProduct(p) if vals.iter().any(|v| v == p.title())),
-            ),
-            other => {
-                return Err(invalid(format!(
-                    "Filter name '{other}' is not supported. Supported: EntityId, Name."
-                )))
-            }
-        }
-    }
-    let Some(af) = input.get("EntityTypeFilters") else {
-        return Ok(());
-    };
-    let Some(f) = af.get("AmiProductFilters") else {
-        return Err(invalid(
-            "EntityTypeFilters: only AmiProductFilters applies to AmiProduct.",
-        ));
-    };
-    let product = |e: &Entity| match e {
-        Entity::AmiProduct(p) => Some(p.clone()),
-        Entity::Offer(_) => None,
-    };
-    if let Some(x) = f.get("EntityId") {
-        let v = values_of(x);
-        ents.retain(|e| v.iter().any(|i| i == e.id()));
-    }
-    if let Some(x) = f.get("Visibility") {
-        let v = values_of(x);
-        ents.retain(|e| product(e).is_some_and(|p| v.iter().any(|i| i == p.visibility.as_str())));
-    }
-    if let Some(x) = f.get("ProductTitle") {
-        let v = values_of(x);
-        let wild = x
-            .get("WildCardValue")
-            .and_then(Value::as_str)
-            .map(str::to_lowercase);
-        ents.retain(|e| {
-            product(e).is_some_and(|p| {
-                (v.is_empty() || v.iter().any(|t| t == p.title()))
-                    && wild
-                        .as_ref()
-                        .is_none_or(|w| p.title().to_lowercase().contains(w))
-            })
-        });
-    }
-    if let Some(r) = f.get("LastModifiedDate").and_then(|x| x.get("DateRange")) {
-        let at = |k: &str| {
-            r.get(k)
-                .and_then(Value::as_str)
-                .and_then(|s| crate::clock::parse_iso8601_basic(&s.replace(['-', ':'], "")))
-        };
-        let (after, before) = (at("AfterValue"), at("BeforeValue"));
-        ents.retain(|e| {
-            after.is_none_or(|a| e.modified_ms() >= a)
-                && before.is_none_or(|b| e.modified_ms() <= b)
-        });
-    }
-    Ok(())
-}
-
-fn sort_entities(ents: &mut [Entity], input: &Value) -> Result<(), CatalogError> {
-    let sort = input
-        .get("EntityTypeSort")
-        .and_then(|s| s.get("AmiProductSort"))
-        .or_else(|| input.get("Sort"))
-        .cloned()
-        .unwrap_or(json!({}));
-    let by = sort
-        .get("SortBy")
-        .and_then(Value::as_str)
-        .unwrap_or("LastModifiedDate")
-        .to_string();
-    let key = |e: &Entity| -> String {
-        let title = match e {
-            Entity::AmiProduct(p) => p.title().to_string(),
-            Entity::Offer(_) => String::new(),
-        };
-        let vis = match e {
-            Entity::AmiProduct(p) => p.visibility.as_str().to_string(),
-            Entity::Offer(_) => String::new(),
-        };
-        match by.as_str() {
-            "EntityId" => e.id().to_string(),
-            "ProductTitle" | "Name" => format!("{title}\0{}", e.id()),
-            "Visibility" => format!("{vis}\0{}", e.id()),
-            _ => format!("{:020}\0{}", e.modified_ms(), e.id()),
-        }
-    };
-    if ![
-        "EntityId",
-        "ProductTitle",
-        "Name",
-        "Visibility",
-        "LastModifiedDate",
-    ]
-    .contains(&by.as_str())
-    {
-        return Err(invalid(format!("SortBy '{by}' is not supported.")));
-    }
-    ents.sort_by_key(key);
-    if sort.get("SortOrder").and_then(Value::as_str) != Some("ASCENDING") {
-        ents.reverse();
-    }
-    Ok(())
 }
 
 /// BatchDescribeEntities: per-entity errors, never an HTTP error for one entity.
