@@ -3,7 +3,7 @@
 //! requests/s and p50/p99/p99.9 latency.
 //!
 //! ```text
-//! loadgen run ENDPOINT describe|describe-distinct|start|start-scan|dynamodb-getitem|unsigned CONCURRENCY REQUESTS [MAX_RESULTS]
+//! loadgen run ENDPOINT describe|describe-distinct|start|start-scan|dynamodb-getitem|unsigned|describe-entity|list-entities|start-change-set CONCURRENCY REQUESTS [MAX_RESULTS]
 //! loadgen startup BINARY [ARGS…]        # ms from spawn to the first answered request
 //! loadgen harness ENDPOINT TOKEN N [build|scan]
 //! loadgen abuse ENDPOINT SLOW_CONNECTIONS OVERSIZED_CONCURRENCY SECONDS
@@ -13,6 +13,10 @@
 //! second (reopened when the server closes them), and OVERSIZED_CONCURRENCY loops sending 8 MiB
 //! bodies (declared, or chunked without a length), for SECONDS; run `run` beside it to see what
 //! well-behaved clients get meanwhile.
+//!
+//! The Catalog ops are restJson1: `describe-entity` (GET, the entity in `$LOADGEN_ENTITY`),
+//! `list-entities` (a page of MAX_RESULTS products, newest first) and `start-change-set` (a
+//! CreateProduct with its own ClientRequestToken: durable, and each one a new product).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_precision_loss)] // benchmark tool
 
 use std::sync::Arc;
@@ -69,8 +73,61 @@ fn signed(
     req
 }
 
+/// A restJson1 request (the Catalog API), signed as botocore signs it.
+fn signed_rest(host: &str, method: &str, path: &str, body: String) -> hyper::Request<Full<Bytes>> {
+    let mut headers = vec![("host", host)];
+    if method == "POST" {
+        headers.push(("content-type", "application/json"));
+    }
+    let identity: Identity = Credentials::new(KEY, SECRET, None, None, "loadgen").into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("aws-marketplace")
+        .time(SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .unwrap()
+        .into();
+    let uri = format!("http://{host}{path}");
+    let signable = SignableRequest::new(
+        method,
+        &uri,
+        headers.iter().copied(),
+        SignableBody::Bytes(body.as_bytes()),
+    )
+    .unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let mut b = hyper::Request::builder().method(method).uri(path);
+    for (k, v) in headers {
+        b = b.header(k, v);
+    }
+    let mut req = b.body(Full::new(Bytes::from(body))).unwrap();
+    instructions.apply_to_request_http1x(&mut req);
+    req
+}
+
 fn make_request(host: &str, op: &str, max_results: u32, i: u64) -> hyper::Request<Full<Bytes>> {
     match op {
+        "describe-entity" => {
+            let id = std::env::var("LOADGEN_ENTITY").expect("LOADGEN_ENTITY names the entity");
+            signed_rest(host, "GET", &format!("/DescribeEntity?catalog=AWSMarketplace&entityId={id}"), String::new())
+        }
+        "list-entities" => signed_rest(
+            host,
+            "POST",
+            "/ListEntities",
+            format!("{{\"Catalog\": \"AWSMarketplace\", \"EntityType\": \"AmiProduct\", \"MaxResults\": {max_results}}}"),
+        ),
+        "start-change-set" => signed_rest(
+            host,
+            "POST",
+            "/StartChangeSet",
+            format!(
+                "{{\"Catalog\": \"AWSMarketplace\", \"ClientRequestToken\": \"{}\", \"ChangeSet\": [{{\"ChangeType\": \"CreateProduct\", \"Entity\": {{\"Type\": \"AmiProduct@1.0\"}}, \"DetailsDocument\": {{\"ProductTitle\": \"Load {i}\"}}}}]}}",
+                uuid::Uuid::new_v4()
+            ),
+        ),
         "describe" => signed(host, "aws-marketplace", "AWSMPImageBuilding.DescribeBuilds", "application/x-amz-json-1.1", format!("{{\"MaxResults\": {max_results}}}")),
         // The same query in other bytes each time (trailing spaces): no two consecutive requests
         // can share a whole cached answer, as when clients page, filter or poll differently.

@@ -39,6 +39,22 @@ pub mod kind {
     pub const POLICY: &str = "policy";
     /// A package group name, never reused by its seller.
     pub const PACKAGE_GROUP: &str = "pkggroup";
+    /// An entity's DescribeEntity answer, rendered when the entity is written.
+    pub const RENDERED: &str = "erender";
+    /// An AmiProduct's ListEntities summary, rendered when it is written (listed by change).
+    pub const PRODUCT_SUMMARY: &str = "esum-AmiProduct";
+    /// An Offer's ListEntities summary.
+    pub const OFFER_SUMMARY: &str = "esum-Offer";
+
+    /// The summary kind of an entity type (`AmiProduct` or `Offer`).
+    #[must_use]
+    pub fn summary(short_type: &str) -> &'static str {
+        if short_type == "Offer" {
+            OFFER_SUMMARY
+        } else {
+            PRODUCT_SUMMARY
+        }
+    }
 }
 
 /// A change set's status.

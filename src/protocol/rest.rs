@@ -173,7 +173,7 @@ impl Service {
         request_id: &str,
     ) -> Response<Full<Bytes>> {
         match self.rest_pipeline(route, req).await {
-            Ok(v) => json(StatusCode::OK, v.to_string(), request_id),
+            Ok(body) => json(StatusCode::OK, body, request_id),
             Err(e) => {
                 if e.status.is_server_error() {
                     tracing::error!(error_type = %e.type_name, message = ?e.message, "catalog request failed");
@@ -183,7 +183,11 @@ impl Service {
         }
     }
 
-    async fn rest_pipeline(&self, route: Route, req: Request<Incoming>) -> Result<Value, ApiError> {
+    async fn rest_pipeline(
+        &self,
+        route: Route,
+        req: Request<Incoming>,
+    ) -> Result<String, ApiError> {
         let (parts, body) = req.into_parts();
         tracing::Span::current().record("operation", route.name);
         if parts.method.as_str() != route.method {
@@ -270,20 +274,22 @@ async fn dispatch(
     caller: &Caller,
     op: &str,
     input: Value,
-) -> Result<Value, CatalogError> {
-    match op {
+) -> Result<String, CatalogError> {
+    // The entity reads answer bytes rendered when the entity was written; the rest build JSON.
+    let value = match op {
+        "DescribeEntity" => return catalog::describe_entity(ctx, caller, input).await,
+        "ListEntities" => return catalog::list_entities(ctx, caller, input).await,
         "StartChangeSet" => catalog::start_change_set(ctx, caller, input).await,
         "DescribeChangeSet" => catalog::describe_change_set(ctx, caller, input).await,
         "ListChangeSets" => catalog::list_change_sets(ctx, caller, input).await,
         "CancelChangeSet" => catalog::cancel_change_set(ctx, caller, input).await,
-        "DescribeEntity" => catalog::describe_entity(ctx, caller, input).await,
-        "ListEntities" => catalog::list_entities(ctx, caller, input).await,
         "BatchDescribeEntities" => catalog::batch_describe_entities(ctx, caller, input).await,
         "TagResource" | "UntagResource" | "ListTagsForResource" => {
             catalog::tags(ctx, caller, op, input).await
         }
         _ => catalog::policy(ctx, caller, op, input).await,
-    }
+    };
+    value.map(|v| v.to_string())
 }
 
 #[cfg(test)]

@@ -565,11 +565,36 @@ async fn entity_writes(
             });
         }
         let body = serde_json::to_string(&e).map_err(|x| StoreError::Corrupt(x.to_string()))?;
+        let next = version.map_or(1, |v| v + 1);
+        let sort = crate::ops::catalog::entity_sort(&e);
+        // The entity, its DescribeEntity answer and its ListEntities summary move together, so
+        // reads serve the rendered bytes and never see one without the others.
+        let ty = if matches!(e, Entity::AmiProduct(_)) {
+            changes::AMI_PRODUCT
+        } else {
+            changes::OFFER
+        };
+        let rendered = catalog::render::describe_entity(&e, ty).to_string();
+        let summary = catalog::render::entity_summary(&e).to_string();
+        for (k, b) in [
+            (kind::RENDERED, rendered),
+            (kind::summary(e.short_type()), summary),
+        ] {
+            let d = Doc {
+                version: next,
+                ..Doc::new(k, &id, e.owner(), None, b)
+            }
+            .sorted(sort.clone());
+            writes.push(DocWrite::Put {
+                doc: d,
+                expected: version,
+            });
+        }
         let doc = Doc {
-            version: version.map_or(1, |v| v + 1),
+            version: next,
             ..Doc::new(kind::ENTITY, &id, e.owner(), None, body)
         }
-        .sorted(crate::ops::catalog::entity_sort(&e));
+        .sorted(sort);
         writes.push(DocWrite::Put {
             doc,
             expected: version,

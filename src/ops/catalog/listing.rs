@@ -197,7 +197,7 @@ pub async fn list_entities(
     ctx: &Ctx,
     caller: &Caller,
     input: Value,
-) -> Result<Value, CatalogError> {
+) -> Result<String, CatalogError> {
     check_catalog(&input)?;
     let ty = str_member(&input, "EntityType", "entityType")?;
     if ty.contains('@') {
@@ -242,7 +242,8 @@ pub async fn list_entities(
         "EntitySummaryList",
         items.iter().map(render::entity_summary).collect(),
         next,
-    ))
+    )
+    .to_string())
 }
 
 /// True for the listing the store's index serves: no filters, newest change (or start) first.
@@ -349,102 +350,123 @@ async fn scan_index<T>(
     }
 }
 
-/// ListEntities in the default order from the store's index, then the unchanged world products.
+/// ListEntities in the default order: the summaries rendered when each entity was written,
+/// from the store's index, then the world's products the API has not changed.
 async fn keyset_entities(
     ctx: &Ctx,
     caller: &Caller,
     ty: &str,
     input: &Value,
     limit: usize,
-) -> Result<Value, CatalogError> {
+) -> Result<String, CatalogError> {
     let hash = crate::ops::paging::query_hash(&json!({"T": ty}));
     let op = "ListEntities/keyset";
     let at = decode_keyset(ctx, caller, op, &hash, input)?.unwrap_or(Keyset {
         phase: 0,
         last: String::new(),
     });
-    let mut items: Vec<(Keyset, Entity)> = Vec::new();
+    let mut items: Vec<(Keyset, String)> = Vec::new();
     if at.phase == 0 {
         let before = Some(at.last.clone()).filter(|l| !l.is_empty());
-        let (found, exhausted) =
-            scan_index(ctx, kind::ENTITY, &caller.account, before, limit + 1, |d| {
-                let e: Entity = serde_json::from_str(&d.body)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                Ok((e.short_type() == ty).then_some(e))
-            })
+        let page = ctx
+            .store
+            .page_docs(
+                kind::summary(ty),
+                &caller.account,
+                before.as_deref(),
+                limit + 1,
+            )
             .await?;
-        items.extend(found.into_iter().map(|(sort, e)| {
+        let exhausted = page.len() <= limit;
+        items.extend(page.into_iter().map(|d| {
             (
                 Keyset {
                     phase: 0,
-                    last: sort,
+                    last: d.sort,
                 },
-                e,
+                d.body,
             )
         }));
         if !exhausted {
-            return Ok(entity_page(ctx, caller, op, &hash, items, limit));
+            return Ok(summary_page(ctx, caller, op, &hash, items, limit));
         }
     }
     if ty == "AmiProduct" {
-        let after = if at.phase == 1 {
-            Some(at.last.as_str())
-        } else {
-            None
-        };
-        let world = ctx.world();
-        let mut unchanged: Vec<&crate::world::Product> = world
-            .products
-            .iter()
-            .filter(|p| {
-                p.seller_account_id == caller.account
-                    && after.is_none_or(|a| p.product_id.as_str() < a)
-            })
-            .collect();
-        unchanged.sort_by(|a, b| b.product_id.cmp(&a.product_id));
-        for w in unchanged {
+        let after = (at.phase == 1).then_some(at.last.as_str());
+        for w in unchanged_world_products(ctx, caller, after).await? {
             if items.len() > limit {
                 break;
             }
-            if ctx
-                .store
-                .get_doc(kind::ENTITY, &w.product_id)
-                .await?
-                .is_none()
-            {
-                let e = Entity::AmiProduct(catalog::from_world_product(w, 0));
-                items.push((
-                    Keyset {
-                        phase: 1,
-                        last: w.product_id.clone(),
-                    },
-                    e,
-                ));
-            }
+            let summary =
+                render::entity_summary(&Entity::AmiProduct(catalog::from_world_product(&w, 0)));
+            items.push((
+                Keyset {
+                    phase: 1,
+                    last: w.product_id.clone(),
+                },
+                summary.to_string(),
+            ));
         }
     }
-    Ok(entity_page(ctx, caller, op, &hash, items, limit))
+    Ok(summary_page(ctx, caller, op, &hash, items, limit))
 }
 
-fn entity_page(
+/// The seller's world products that no change set has changed, by id descending, after `after`.
+async fn unchanged_world_products(
+    ctx: &Ctx,
+    caller: &Caller,
+    after: Option<&str>,
+) -> Result<Vec<crate::world::Product>, StoreError> {
+    let world = ctx.world();
+    let mut mine: Vec<&crate::world::Product> = world
+        .products
+        .iter()
+        .filter(|p| {
+            p.seller_account_id == caller.account && after.is_none_or(|a| p.product_id.as_str() < a)
+        })
+        .collect();
+    mine.sort_by(|a, b| b.product_id.cmp(&a.product_id));
+    let mut out = Vec::new();
+    for w in mine {
+        if ctx
+            .store
+            .get_doc(kind::ENTITY, &w.product_id)
+            .await?
+            .is_none()
+        {
+            out.push(w.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// `{"EntitySummaryList": [<rendered summaries>], "NextToken"?}` without re-encoding them.
+fn summary_page(
     ctx: &Ctx,
     caller: &Caller,
     op: &str,
     hash: &str,
-    mut items: Vec<(Keyset, Entity)>,
+    mut items: Vec<(Keyset, String)>,
     limit: usize,
-) -> Value {
+) -> String {
     let more = items.len() > limit;
     items.truncate(limit);
-    let token = items
-        .last()
-        .filter(|_| more)
-        .map(|(k, _)| encode_keyset(ctx, caller, op, hash, k.clone()));
-    let list = items
-        .iter()
-        .map(|(_, e)| render::entity_summary(e))
-        .collect();
-    with_token(json!({}), "EntitySummaryList", list, token)
+    let mut out = String::with_capacity(64 + items.iter().map(|(_, b)| b.len() + 1).sum::<usize>());
+    out.push_str("{\"EntitySummaryList\":[");
+    for (i, (_, body)) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(body);
+    }
+    out.push(']');
+    if let Some((k, _)) = items.last().filter(|_| more) {
+        let token = encode_keyset(ctx, caller, op, hash, k.clone());
+        out.push_str(",\"NextToken\":");
+        out.push_str(&Value::String(token).to_string());
+    }
+    out.push('}');
+    out
 }
 
 fn values_of(f: &Value) -> Vec<String> {

@@ -859,19 +859,31 @@ pub async fn describe_entity(
     ctx: &Ctx,
     caller: &Caller,
     input: Value,
-) -> Result<Value, CatalogError> {
+) -> Result<String, CatalogError> {
     check_catalog(&input)?;
     let id = str_member(&input, "EntityId", "entityId")?;
+    check_entity_id(id)?;
+    // Entities the API wrote were rendered then: their bytes are the answer.
+    if let Some(d) = ctx.store.get_doc(kind::RENDERED, id).await? {
+        if d.owner == caller.account {
+            return Ok(d.body);
+        }
+        return Err(entity_not_found(id));
+    }
     let e = entity_of(ctx, caller, id).await?;
     let ty = if matches!(e, Entity::AmiProduct(_)) {
         AMI_PRODUCT
     } else {
         OFFER
     };
-    Ok(render::describe_entity(&e, ty))
+    Ok(render::describe_entity(&e, ty).to_string())
 }
 
-async fn entity_of(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Entity, CatalogError> {
+fn entity_not_found(id: &str) -> CatalogError {
+    CatalogError::ResourceNotFoundException(format!("Entity {id} not found."))
+}
+
+fn check_entity_id(id: &str) -> Result<(), CatalogError> {
     if id.is_empty()
         || !id
             .bytes()
@@ -879,6 +891,11 @@ async fn entity_of(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Entity, Catal
     {
         return Err(invalid(format!("1 validation error detected: Value '{id}' at 'entityId' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[\\w\\-]+$")));
     }
+    Ok(())
+}
+
+async fn entity_of(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Entity, CatalogError> {
+    check_entity_id(id)?;
     load_entity(ctx, id)
         .await?
         .map(|(e, _)| e)
