@@ -50,3 +50,15 @@ row("p99 of well-behaved clients, calm / abused",
     f"{med('describe-calm', 'p99_ms'):.3f} / {med('describe-abused', 'p99_ms'):.3f} ms", "")
 row("harness round trip p50, build / scan",
     f"{med('harness-build', 'p50_ms'):.2f} / {med('harness-scan', 'p50_ms'):.2f} ms", "<= 10 ms")
+row("durable StartChangeSet, concurrency 16", f"{med('start-change-set', 'rps'):,.0f} req/s, p99 {med('start-change-set', 'p99_ms'):.3f} ms",
+    ">= the StartBuild figure")
+row("same / durable StartBuild", f"{med('start-change-set', 'rps') / med('start', 'rps'):.0%}", ">= 100 %")
+row("DescribeEntity (50 versions) / bare hyper, same bytes",
+    f"{med('describe-entity-50', 'rps'):,.0f} / {med('bare-describe-entity-50', 'rps'):,.0f} req/s = "
+    f"{med('describe-entity-50', 'rps') / med('bare-describe-entity-50', 'rps'):.0%}", ">= 50 %")
+row("ListEntities page of 10 (10^4 products) / bare hyper, same bytes",
+    f"{med('list-entities-10k', 'rps'):,.0f} / {med('bare-list-entities-10k', 'rps'):,.0f} req/s = "
+    f"{med('list-entities-10k', 'rps') / med('bare-list-entities-10k', 'rps'):.0%}", ">= 50 %")
+row("ListEntities p50, 10^4 / 10 products (page of 10)",
+    f"{med('list-entities-10k', 'p50_ms') / med('list-entities-10', 'p50_ms'):.2f}x "
+    f"({med('list-entities-10k', 'rps'):,.0f} vs {med('list-entities-10', 'rps'):,.0f} req/s)", "as fast")
