@@ -123,6 +123,9 @@ pub struct ServeConfig {
     /// Seconds the Seller Operations review of an UpdateVisibility change takes.
     #[arg(long, env = "IMAGEBUILD_REVIEW_SECONDS", default_value_t = 5)]
     pub review_seconds: u64,
+    /// Change sets one account may have open at once (AWS's quota is 250).
+    #[arg(long, env = "IMAGEBUILD_MAX_OPEN_CHANGE_SETS", default_value_t = 250)]
+    pub max_open_change_sets: u32,
     /// Regions AMIs must be in to be scanned (comma-separated; AWS scans in us-east-1 only).
     #[arg(
         long,
@@ -204,6 +207,7 @@ impl ServeConfig {
             scan_seconds: 0,
             change_set_seconds: 0,
             review_seconds: 0,
+            max_open_change_sets: 250,
             scan_regions: vec!["us-east-1".into()],
             scan_timeout_seconds: 1800,
             max_body_bytes: 1024 * 1024,
@@ -233,6 +237,7 @@ impl ServeConfig {
             scan_seconds: self.scan_seconds,
             change_set_seconds: self.change_set_seconds,
             review_seconds: self.review_seconds,
+            max_open_change_sets: self.max_open_change_sets,
             scan: crate::scan::checks::ScanSettings {
                 regions: self.scan_regions.clone(),
                 timeout_seconds: self.scan_timeout_seconds,

@@ -39,6 +39,8 @@ pub mod kind {
     pub const POLICY: &str = "policy";
     /// A package group name, never reused by its seller.
     pub const PACKAGE_GROUP: &str = "pkggroup";
+    /// An account's count of open change sets (in its `version`).
+    pub const OPEN_COUNT: &str = "opencount";
     /// An entity's DescribeEntity answer, rendered when the entity is written.
     pub const RENDERED: &str = "erender";
     /// An AmiProduct's ListEntities summary, rendered when it is written (listed by change).

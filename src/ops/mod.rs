@@ -50,6 +50,8 @@ pub struct OpsConfig {
     pub change_set_seconds: u64,
     /// Seconds Seller Operations takes to review an UpdateVisibility.
     pub review_seconds: u64,
+    /// Change sets one account may have open (PREPARING or APPLYING) at once.
+    pub max_open_change_sets: u32,
 }
 
 impl Default for OpsConfig {
@@ -68,6 +70,7 @@ impl Default for OpsConfig {
             scan: crate::scan::checks::ScanSettings::default(),
             change_set_seconds: 2,
             review_seconds: 5,
+            max_open_change_sets: 250,
         }
     }
 }

@@ -1114,6 +1114,53 @@ pub async fn documents_page_by_sort_key_descending<F: StoreFactory>() {
     );
 }
 
+/// Counters: increments stop at their bound, taking their whole write with them; releases
+/// never fail (callers release only what they counted).
+pub async fn counters_bound_their_writes<F: StoreFactory>() {
+    let (st, _dir) = F::create().await;
+    let count = |delta: i64| super::DocWrite::Count {
+        kind: "opencount".into(),
+        id: "111111111111".into(),
+        owner: "111111111111".into(),
+        delta,
+        max: 2,
+    };
+    for i in 0..2 {
+        st.write_docs(&[
+            count(1),
+            put(
+                doc("changeset", &format!("c{i}"), "111111111111", 1, None, "{}"),
+                None,
+            ),
+        ])
+        .await
+        .unwrap();
+    }
+    let over = st
+        .write_docs(&[
+            count(1),
+            put(doc("changeset", "c2", "111111111111", 1, None, "{}"), None),
+        ])
+        .await;
+    assert!(matches!(over, Err(StoreError::ConditionFailed)), "{over:?}");
+    assert_eq!(st.get_doc("changeset", "c2").await.unwrap(), None);
+    let version = |st: Arc<dyn Store>| async move {
+        st.get_doc("opencount", "111111111111")
+            .await
+            .unwrap()
+            .unwrap()
+            .version
+    };
+    assert_eq!(version(st.clone()).await, 2);
+    st.write_docs(&[count(-1)]).await.unwrap();
+    st.write_docs(&[count(1)]).await.unwrap();
+    assert_eq!(version(st.clone()).await, 2);
+    for _ in 0..2 {
+        st.write_docs(&[count(-1)]).await.unwrap();
+    }
+    assert_eq!(version(st.clone()).await, 0);
+}
+
 /// Sixteen writers racing for one lock: exactly one wins.
 pub async fn concurrent_lock_claims_have_one_winner<F: StoreFactory>() {
     let (st, _dir) = F::create().await;
@@ -1169,6 +1216,7 @@ macro_rules! doc_store_conformance_suite {
             documents_are_versioned_and_written_all_or_nothing,
             documents_list_by_owner_come_due_and_reset,
             documents_page_by_sort_key_descending,
+            counters_bound_their_writes,
             concurrent_lock_claims_have_one_winner
         );
     };

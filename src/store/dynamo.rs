@@ -1725,6 +1725,37 @@ fn doc_write_item(table: &str, w: &DocWrite) -> Result<TransactWriteItem, StoreE
             };
             TransactWriteItem::builder().put(put.build().map_err(unavailable_build)?)
         }
+        DocWrite::Count {
+            kind,
+            id,
+            owner,
+            delta,
+            max,
+        } => {
+            let mut u = Update::builder()
+                .table_name(table)
+                .key("PK", s(format!("D#{kind}#{id}")))
+                .key("SK", s("D"))
+                .update_expression("ADD #v :d SET #k = :k, #i = :i, #o = :o, #b = :b, #s = :i")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_names("#k", "kind")
+                .expression_attribute_names("#i", "id")
+                .expression_attribute_names("#o", "owner")
+                .expression_attribute_names("#b", "body")
+                .expression_attribute_names("#s", "sort")
+                .expression_attribute_values(":d", n(*delta))
+                .expression_attribute_values(":k", s(kind))
+                .expression_attribute_values(":i", s(id))
+                .expression_attribute_values(":o", s(owner))
+                .expression_attribute_values(":b", s(""));
+            // Only an increment is bounded; a release cannot push the quota over.
+            if *delta > 0 {
+                u = u
+                    .condition_expression("attribute_not_exists(#v) OR #v <= :bound")
+                    .expression_attribute_values(":bound", n(max - delta));
+            }
+            TransactWriteItem::builder().update(u.build().map_err(unavailable_build)?)
+        }
         DocWrite::Delete { kind, id, expected } => TransactWriteItem::builder().delete(
             aws_sdk_dynamodb::types::Delete::builder()
                 .table_name(table)

@@ -343,6 +343,21 @@ pub enum DocWrite {
         /// The version it replaces.
         expected: Option<u64>,
     },
+    /// Adds `delta` to a counter document's `version` (a missing counter is 0): an increment
+    /// fails the whole write when the result would pass `max` (an atomic quota); a decrement
+    /// never fails (callers release only what they counted, in the same transactions).
+    Count {
+        /// Kind.
+        kind: String,
+        /// Id.
+        id: String,
+        /// The owning account.
+        owner: String,
+        /// What to add (negative to release).
+        delta: i64,
+        /// Highest allowed value.
+        max: i64,
+    },
     /// Deletes a document if it still has `expected` as version.
     Delete {
         /// Kind.

@@ -819,6 +819,19 @@ fn write_doc(tx: &Connection, w: &DocWrite) -> Result<(), StoreError> {
             "UPDATE docs SET owner = ?3, version = ?4, due_ms = ?5, sort = ?6, body = ?7 WHERE kind = ?1 AND id = ?2 AND version = ?8",
             params![doc.kind, doc.id, doc.owner, version(doc.version), doc.due_ms, doc.sort, doc.body, version(*old)],
         ),
+        DocWrite::Count { kind, id, owner, delta, max } => {
+            exec(
+                tx,
+                "INSERT OR IGNORE INTO docs(kind, id, owner, version, due_ms, sort, body) VALUES (?1, ?2, ?3, 0, NULL, ?2, '')",
+                params![kind, id, owner],
+            )
+            .map_err(unavailable)?;
+            exec(
+                tx,
+                "UPDATE docs SET version = MAX(version + ?3, 0) WHERE kind = ?1 AND id = ?2 AND (?3 < 0 OR version + ?3 <= ?4)",
+                params![kind, id, delta, max],
+            )
+        }
         DocWrite::Delete { kind, id, expected } => exec(
             tx,
             "DELETE FROM docs WHERE kind = ?1 AND id = ?2 AND version = ?3",

@@ -352,3 +352,110 @@ def test_every_version_failure_has_its_documented_code(cat):
     with pytest.raises(cat.exceptions.ValidationException) as e:
         start(cat, [change("AddDeliveryOptions", product, package_version("w", "g-w", ty=".msi"))])
     assert "Installer/Type" in str(e.value)
+
+
+def aws_sample_change_set():
+    """The change set of AWS's reference code "create a limited AMI product and a public offer
+    with hourly-annual pricing" (14 changes, two entities, references between them), with its
+    own ids: the seller 111111111111, its AMI and ingestion role."""
+    product = "$CreateProductChange.Entity.Identifier"
+    offer = "$CreateOfferChange.Entity.Identifier"
+
+    def ami_change(change_type, details):
+        return {"ChangeType": change_type, "Entity": {"Type": "AmiProduct@1.0", "Identifier": product}, "DetailsDocument": details}
+
+    def offer_change(change_type, details):
+        return {"ChangeType": change_type, "Entity": {"Type": "Offer@1.0", "Identifier": offer}, "DetailsDocument": details}
+
+    rate = {"DimensionKey": "t2.micro", "Price": "0.15"}
+    return [
+        {"ChangeType": "CreateProduct", "ChangeName": "CreateProductChange", "Entity": {"Type": "AmiProduct@1.0"}, "DetailsDocument": {}},
+        ami_change("UpdateInformation", {
+            "ProductTitle": "Sample product", "ShortDescription": "Brief description", "LongDescription": "Detailed description",
+            "Highlights": ["Sample highlight"], "SearchKeywords": ["Sample keyword"], "Categories": ["Operating Systems"],
+            "LogoUrl": "https://s3.amazonaws.com/logos/sample.png", "VideoUrls": [], "AdditionalResources": [],
+            "SupportDescription": "For support, contact support@example.com"}),
+        ami_change("AddRegions", {"Regions": ["us-east-1"]}),
+        ami_change("AddInstanceTypes", {"InstanceTypes": ["t2.micro"]}),
+        ami_change("AddDeliveryOptions", {
+            "Version": {"VersionTitle": "Test AMI Version1.0", "ReleaseNotes": "Test AMI Version"},
+            "DeliveryOptions": [{"Details": {"AmiDeliveryOptionDetails": {
+                "AmiSource": {"AmiId": "ami-11111111111111111", "AccessRoleArn": "arn:aws:iam::111111111111:role/AWSMarketplaceAmiIngestion",
+                              "UserName": "ec2-user", "OperatingSystemName": "AMAZONLINUX", "OperatingSystemVersion": "10.0.14393",
+                              "ScanningPort": 22},
+                "UsageInstructions": "Test AMI Version", "RecommendedInstanceType": "t2.micro",
+                "SecurityGroups": [{"IpProtocol": "tcp", "IpRanges": ["0.0.0.0/0"], "FromPort": 10, "ToPort": 22}]}}}]}),
+        ami_change("AddDimensions", [{"Key": "t2.micro", "Description": "t2.micro", "Name": "t2.micro", "Types": ["Metered"], "Unit": "Hrs"}]),
+        ami_change("UpdateTargeting", {"PositiveTargeting": {"BuyerAccounts": ["111111111111", "222222222222"]}}),
+        ami_change("ReleaseProduct", {}),
+        {"ChangeType": "CreateOffer", "ChangeName": "CreateOfferChange", "Entity": {"Type": "Offer@1.0"}, "DetailsDocument": {"ProductId": product}},
+        offer_change("UpdateInformation", {"Name": "Test public offer", "Description": "Test public offer with hourly-annual pricing"}),
+        offer_change("UpdatePricingTerms", {"PricingModel": "Usage", "Terms": [
+            {"Type": "UsageBasedPricingTerm", "CurrencyCode": "USD", "RateCards": [{"RateCard": [rate]}]},
+            {"Type": "ConfigurableUpfrontPricingTerm", "CurrencyCode": "USD", "RateCards": [{
+                "Selector": {"Type": "Duration", "Value": "P365D"}, "RateCard": [{"DimensionKey": "t2.micro", "Price": "150"}],
+                "Constraints": {"MultipleDimensionSelection": "Allowed", "QuantityConfiguration": "Allowed"}}]}]}),
+        offer_change("UpdateLegalTerms", {"Terms": [{"Type": "LegalTerm", "Documents": [{"Type": "StandardEula", "Version": "2022-07-14"}]}]}),
+        offer_change("UpdateSupportTerms", {"Terms": [{"Type": "SupportTerm", "RefundPolicy": "Absolutely no refund, period."}]}),
+        offer_change("ReleaseOffer", {}),
+    ]
+
+
+def test_aws_reference_sample_creates_a_limited_product_and_its_public_offer(start_server, tmp_path):
+    seller = ("111111111111", "AKIASAMPLESELLER001", "sample-secret")
+    accounts = tmp_path / "accounts.json"
+    reader = ("AKIASAMPLEREADER001", "reader-secret")
+    accounts.write_text(json.dumps({"Accounts": [{"AccountId": seller[0], "Principals": [
+        {"Name": "seller", "AccessKeys": [{"AccessKeyId": seller[1], "SecretAccessKey": seller[2]}]},
+        {"Name": "reader", "Allow": ["aws-marketplace:Describe*", "aws-marketplace:List*"],
+         "AccessKeys": [{"AccessKeyId": reader[0], "SecretAccessKey": reader[1]}]}]}]}))
+    s = start_server("--in-memory", "--accounts", str(accounts), *FAST, *FAST_SETS)
+    world = json.loads(urllib.request.urlopen(f"{s.endpoint}/_imagebuild/world").read())
+    ubuntu = next(i for i in world["Images"] if i["ImageId"] == CLEAN and i["Region"] == "us-east-1")
+    image = dict(ubuntu, ImageId="ami-11111111111111111", OwnerId=seller[0], OsUsers=["ec2-user"],
+                 Os={"Name": "AMAZONLINUX", "Version": "2023"}, Name="Sample AMI")
+    role = dict(next(r for r in world["Roles"] if r["Arn"] == ROLE), Arn="arn:aws:iam::111111111111:role/AWSMarketplaceAmiIngestion")
+    control(s, "PATCH", "world", {"Images": [image], "Roles": [role]})
+    cfg = botocore.config.Config(retries={"total_max_attempts": 1, "mode": "standard"})
+    cat = boto3.client("marketplace-catalog", endpoint_url=s.endpoint, region_name="us-east-1",
+                       aws_access_key_id=seller[1], aws_secret_access_key=seller[2], config=cfg)
+    d = wait(cat, start(cat, aws_sample_change_set()))
+    assert d["Status"] == "SUCCEEDED", [c["ErrorDetailList"] for c in d["ChangeSet"]]
+    # AWS's sample code reads the new ids from the changes' Entity.Identifier, stripping @…
+    product = d["ChangeSet"][0]["Entity"]["Identifier"].split("@")[0]
+    offer = d["ChangeSet"][8]["Entity"]["Identifier"].split("@")[0]
+    assert offer.startswith("offer-") and d["ChangeSet"][9]["Entity"]["Identifier"].split("@")[0] == offer
+    doc = cat.describe_entity(Catalog="AWSMarketplace", EntityId=product)["DetailsDocument"]
+    assert doc["Description"]["Visibility"] == "Limited" and doc["Description"]["ProductTitle"] == "Sample product"
+    assert doc["Dimensions"][0]["Key"] == "t2.micro" and doc["Compatibility"]["AvailableInstanceTypes"] == ["t2.micro"]
+    assert doc["Versions"][0]["Sources"][0]["Image"] == "ami-11111111111111111"
+    assert doc["Targeting"]["PositiveTargeting"]["BuyerAccounts"][-2:] == ["111111111111", "222222222222"]
+    o = cat.describe_entity(Catalog="AWSMarketplace", EntityId=offer)
+    assert o["EntityType"] == "Offer@1.0" and o["DetailsDocument"]["ProductId"] == product
+    assert o["DetailsDocument"]["State"] == "Released"
+    offers = cat.list_entities(Catalog="AWSMarketplace", EntityType="Offer")["EntitySummaryList"]
+    assert [e["EntityId"] for e in offers] == [offer]
+    # a principal granted only Describe*/List* reads the seller's entities and may change none
+    ro = boto3.client("marketplace-catalog", endpoint_url=s.endpoint, region_name="us-east-1",
+                      aws_access_key_id=reader[0], aws_secret_access_key=reader[1], config=cfg)
+    assert ro.describe_entity(Catalog="AWSMarketplace", EntityId=product)["EntityType"] == "AmiProduct@1.0"
+    with pytest.raises(ro.exceptions.AccessDeniedException) as e:
+        start(ro, [change("AddRegions", product, {"Regions": ["us-west-2"]})])
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert "is not authorized to perform: aws-marketplace:StartChangeSet" in str(e.value)
+
+
+def test_open_change_sets_are_a_quota(start_server):
+    s = start_server("--in-memory", *FAST, *FAST_SETS, "--max-open-change-sets", "2")
+    cat = catalog_client(s.endpoint)
+    control(s, "POST", "transitions", {"Resource": "changeset", "Mode": "manual"})
+    first, second = (start(cat, [create(f"Quota {i}")]) for i in range(2))
+    with pytest.raises(cat.exceptions.ServiceQuotaExceededException) as e:
+        start(cat, [create("One too many")])
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 402
+    assert str(e.value).endswith("The maximum number of open requests per account has been exceeded.")
+    cat.cancel_change_set(Catalog="AWSMarketplace", ChangeSetId=first)
+    third = start(cat, [create("Room again")])
+    assert control(s, "POST", "advance", {"ChangeSetId": second, "Steps": 2})["Status"] == "SUCCEEDED"
+    assert control(s, "POST", "advance", {"ChangeSetId": third, "Steps": 2})["Status"] == "SUCCEEDED"
+    assert len(cat.list_change_sets(Catalog="AWSMarketplace")["ChangeSetSummaryList"]) == 3

@@ -117,8 +117,16 @@ fn invalid(m: impl Into<String>) -> CatalogError {
     CatalogError::ValidationException(m.into())
 }
 
-/// Most change sets one account may have open at once.
-pub const MAX_OPEN_CHANGE_SETS: usize = 250;
+/// The counter of an account's open change sets (its quota, `--max-open-change-sets`).
+fn count_open(owner: &str, delta: i64, max: i64) -> DocWrite {
+    DocWrite::Count {
+        kind: kind::OPEN_COUNT.into(),
+        id: owner.into(),
+        owner: owner.into(),
+        delta,
+        max,
+    }
+}
 
 fn check_catalog(input: &Value) -> Result<(), CatalogError> {
     match input.get("Catalog").and_then(Value::as_str) {
@@ -504,14 +512,6 @@ pub async fn start_change_set(
             }
             a
         });
-    let open = ctx.store.list_docs(kind::LOCK, &caller.account).await?;
-    let open_sets: std::collections::BTreeSet<&str> =
-        open.iter().map(|d| d.body.as_str()).collect();
-    if open_sets.len() >= MAX_OPEN_CHANGE_SETS {
-        return Err(CatalogError::ServiceQuotaExceededException(
-            "The maximum number of open requests per account has been exceeded.".into(),
-        ));
-    }
     let cs = ChangeSet {
         id: cs_id.clone(),
         owner: caller.account.clone(),
@@ -536,10 +536,14 @@ pub async fn start_change_set(
         json!({"ChangeSet": cs, "BaseUrl": caller.base_url}).to_string(),
     )
     .sorted(change_set_sort(&cs));
-    let mut writes = vec![DocWrite::Put {
-        doc: set_doc,
-        expected: None,
-    }];
+    let quota = i64::from(ctx.config.max_open_change_sets);
+    let mut writes = vec![
+        DocWrite::Put {
+            doc: set_doc,
+            expected: None,
+        },
+        count_open(&caller.account, 1, quota),
+    ];
     for id in &locked {
         writes.push(put_new(kind::LOCK, id, &caller.account, None, &cs.id));
     }
@@ -642,6 +646,13 @@ async fn conflict(
         if let Ok(Some(lock)) = ctx.store.get_doc(kind::LOCK, id).await {
             return locked_error(id, &lock.body);
         }
+    }
+    let open = ctx.store.get_doc(kind::OPEN_COUNT, &caller.account).await;
+    let quota = u64::from(ctx.config.max_open_change_sets);
+    if open.ok().flatten().is_some_and(|d| d.version >= quota) {
+        return CatalogError::ServiceQuotaExceededException(
+            "The maximum number of open requests per account has been exceeded.".into(),
+        );
     }
     CatalogError::ResourceInUseException(
         "The request conflicted with another request; retry.".into(),
@@ -834,6 +845,8 @@ pub async fn finish_writes(
         },
         expected: Some(doc.version),
     }];
+    // Every set counted itself open when it was started, in the same transaction.
+    writes.push(count_open(&cs.owner, -1, i64::MAX));
     for id in &cs.locked {
         if let Some(lock) = ctx
             .store
