@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use super::service::{unsigned_principal, Service};
 use super::ApiError;
 use crate::auth::sigv4::{percent_decode, SignedRequest};
+use crate::auth::Principal;
 use crate::ops::catalog::{self, CatalogError};
 use crate::ops::Caller;
 
@@ -143,6 +144,30 @@ fn error(e: &ApiError, request_id: &str) -> Response<Full<Bytes>> {
     r
 }
 
+/// The operation's input: the JSON body of a POST and the query-string members.
+fn input_of(
+    route: Route,
+    parts: &http::request::Parts,
+    body: &[u8],
+) -> Result<Map<String, Value>, ApiError> {
+    let mut input = if parts.method == Method::POST && !body.iter().all(u8::is_ascii_whitespace) {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(m)) => m,
+            _ => {
+                return Err(ApiError::framework(
+                    "SerializationException",
+                    StatusCode::BAD_REQUEST,
+                    Some("The request body is not a JSON object.".into()),
+                ))
+            }
+        }
+    } else {
+        Map::new()
+    };
+    input.extend(query_members(route, parts.uri.query().unwrap_or(""))?);
+    Ok(input)
+}
+
 /// Query-string members of `route`, each present exactly once; unknown parameters are ignored.
 fn query_members(route: Route, query: &str) -> Result<Map<String, Value>, CatalogError> {
     let mut out = Map::new();
@@ -204,22 +229,7 @@ impl Service {
             ));
         }
         let body = self.read_body(&parts.headers, body).await?;
-        let principal = if self.config.verify_signatures {
-            let signed = SignedRequest {
-                method: parts.method.as_str(),
-                path: parts.uri.path(),
-                query: parts.uri.query().unwrap_or(""),
-                headers: &parts.headers,
-                body: &body,
-            };
-            self.verifier
-                .verify(&signed, self.ctx.clock.now_ms())
-                .map_err(|e| {
-                    ApiError::framework(e.code(), StatusCode::FORBIDDEN, Some(e.to_string()))
-                })?
-        } else {
-            unsigned_principal(&self.verifier, &parts.headers)
-        };
+        let principal = self.authenticate(&parts, &body)?;
         let action = format!("aws-marketplace:{}", route.name);
         if !principal.may(&action) {
             return Err(CatalogError::AccessDeniedException(format!(
@@ -228,33 +238,8 @@ impl Service {
             ))
             .into());
         }
-        let mut input = match (
-            parts.method == Method::POST,
-            body.iter().all(u8::is_ascii_whitespace),
-        ) {
-            (true, false) => match serde_json::from_slice::<Value>(&body) {
-                Ok(Value::Object(m)) => m,
-                _ => {
-                    return Err(ApiError::framework(
-                        "SerializationException",
-                        StatusCode::BAD_REQUEST,
-                        Some("The request body is not a JSON object.".into()),
-                    ))
-                }
-            },
-            _ => Map::new(),
-        };
-        input.extend(query_members(route, parts.uri.query().unwrap_or(""))?);
-        if let Some(fault) = self.ctx.harness.take_fault(route.name) {
-            if fault.latency_ms > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(fault.latency_ms)).await;
-            }
-            if let Some(name) = fault.exception {
-                let e = CatalogError::from_type_name(&name, "Injected fault".into())
-                    .unwrap_or(CatalogError::ThrottlingException("Rate exceeded".into()));
-                return Err(e.into());
-            }
-        }
+        let input = input_of(route, &parts, &body)?;
+        self.injected_fault(route).await?;
         let host = parts
             .headers
             .get(hyper::header::HOST)
@@ -266,6 +251,44 @@ impl Service {
             base_url: format!("http://{host}"),
         };
         Ok(dispatch(&self.ctx, &caller, route.name, Value::Object(input)).await?)
+    }
+
+    /// SigV4 over method, path, query string, headers and body (403 on failure, as AWS's
+    /// restJson services answer).
+    fn authenticate(
+        &self,
+        parts: &http::request::Parts,
+        body: &[u8],
+    ) -> Result<Principal, ApiError> {
+        if !self.config.verify_signatures {
+            return Ok(unsigned_principal(&self.verifier, &parts.headers));
+        }
+        let signed = SignedRequest {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query().unwrap_or(""),
+            headers: &parts.headers,
+            body,
+        };
+        self.verifier
+            .verify(&signed, self.ctx.clock.now_ms())
+            .map_err(|e| ApiError::framework(e.code(), StatusCode::FORBIDDEN, Some(e.to_string())))
+    }
+
+    /// A fault the control plane injected for this operation, after its latency.
+    async fn injected_fault(&self, route: Route) -> Result<(), ApiError> {
+        let Some(fault) = self.ctx.harness.take_fault(route.name) else {
+            return Ok(());
+        };
+        if fault.latency_ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(fault.latency_ms)).await;
+        }
+        match fault.exception {
+            Some(name) => Err(CatalogError::from_type_name(&name, "Injected fault".into())
+                .unwrap_or(CatalogError::ThrottlingException("Rate exceeded".into()))
+                .into()),
+            None => Ok(()),
+        }
     }
 }
 

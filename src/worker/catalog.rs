@@ -497,6 +497,42 @@ async fn apply(ctx: &Ctx, doc: &Doc, mut cs: ChangeSet, now: i64) -> Result<(), 
     end(ctx, doc, cs, now, writes).await
 }
 
+/// New links of a product's delivery options (`fo-…` or UUID → product) and the package group
+/// names it used, so StartBuild finds options and a seller never reuses a group name.
+async fn link_writes(ctx: &Ctx, p: &catalog::Product) -> Result<Vec<DocWrite>, StoreError> {
+    let mut writes = Vec::new();
+    let new = |kind: &str, id: &str| DocWrite::Put {
+        doc: Doc::new(kind, id, &p.owner, None, p.id.clone()),
+        expected: None,
+    };
+    for v in &p.versions {
+        for o in &v.delivery_options {
+            if ctx.store.get_doc(kind::OPTION, &o.id).await?.is_none() {
+                writes.push(new(kind::OPTION, &o.id));
+            }
+        }
+        for s in &v.sources {
+            let catalog::Source::SoftwarePackage {
+                package_group_name, ..
+            } = s
+            else {
+                continue;
+            };
+            let key = format!("{}#{package_group_name}", p.owner);
+            if !p.from_world
+                && ctx
+                    .store
+                    .get_doc(kind::PACKAGE_GROUP, &key)
+                    .await?
+                    .is_none()
+            {
+                writes.push(new(kind::PACKAGE_GROUP, &key));
+            }
+        }
+    }
+    Ok(writes)
+}
+
 /// Entity documents (fenced on what was read), option links, package groups and new tags.
 async fn entity_writes(
     ctx: &Ctx,
@@ -514,42 +550,7 @@ async fn entity_writes(
         e.touch(now);
         let version = before.and_then(|(_, v, _)| *v);
         if let Entity::AmiProduct(p) = &e {
-            for v in &p.versions {
-                for o in &v.delivery_options {
-                    if ctx.store.get_doc(kind::OPTION, &o.id).await?.is_none() {
-                        writes.push(DocWrite::Put {
-                            doc: Doc::new(kind::OPTION, &o.id, &p.owner, None, p.id.clone()),
-                            expected: None,
-                        });
-                    }
-                }
-                for s in &v.sources {
-                    if let catalog::Source::SoftwarePackage {
-                        package_group_name, ..
-                    } = s
-                    {
-                        let key = format!("{}#{package_group_name}", p.owner);
-                        if !p.from_world
-                            && ctx
-                                .store
-                                .get_doc(kind::PACKAGE_GROUP, &key)
-                                .await?
-                                .is_none()
-                        {
-                            writes.push(DocWrite::Put {
-                                doc: Doc::new(
-                                    kind::PACKAGE_GROUP,
-                                    &key,
-                                    &p.owner,
-                                    None,
-                                    p.id.clone(),
-                                ),
-                                expected: None,
-                            });
-                        }
-                    }
-                }
-            }
+            writes.extend(link_writes(ctx, p).await?);
         }
         let tags: Vec<&catalog::Tag> = cs
             .changes

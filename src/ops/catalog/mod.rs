@@ -440,20 +440,15 @@ fn hash_request(input: &Value) -> String {
     super::paging::query_hash(&v)
 }
 
-/// StartChangeSet: checks shapes, resolves references, and queues the set with its locks.
-///
-/// # Errors
-/// The model's StartChangeSet errors.
-pub async fn start_change_set(
-    ctx: &Ctx,
-    caller: &Caller,
-    input: Value,
-) -> Result<Value, CatalogError> {
-    check_catalog(&input)?;
-    let raw = input.get("ChangeSet").and_then(Value::as_array).ok_or_else(|| invalid("1 validation error detected: Value null at 'changeSet' failed to satisfy constraint: Member must not be null"))?;
-    if raw.is_empty() || raw.len() > 20 {
-        return Err(invalid(format!("1 validation error detected: Value at 'changeSet' failed to satisfy constraint: Member must have length less than or equal to 20 and greater than or equal to 1 (got {})", raw.len())));
-    }
+/// The members of a StartChangeSet request beside its changes.
+struct Header {
+    intent: String,
+    name: String,
+    token: Option<String>,
+    tags: Vec<Tag>,
+}
+
+fn parse_header(input: &Value, caller: &Caller) -> Result<Header, CatalogError> {
     let intent = input
         .get("Intent")
         .and_then(Value::as_str)
@@ -482,8 +477,42 @@ pub async fn start_change_set(
         ));
     }
     let tags = parse_tags(input.get("ChangeSetTags"), "ChangeSetTags")?;
+    Ok(Header {
+        intent: intent.into(),
+        name,
+        token,
+        tags,
+    })
+}
+
+/// Each id once, in first-seen order.
+fn unique(ids: impl Iterator<Item = String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for id in ids {
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    out
+}
+
+/// StartChangeSet: checks shapes, resolves references, and queues the set with its locks.
+///
+/// # Errors
+/// The model's StartChangeSet errors.
+pub async fn start_change_set(
+    ctx: &Ctx,
+    caller: &Caller,
+    input: Value,
+) -> Result<Value, CatalogError> {
+    check_catalog(&input)?;
+    let raw = input.get("ChangeSet").and_then(Value::as_array).ok_or_else(|| invalid("1 validation error detected: Value null at 'changeSet' failed to satisfy constraint: Member must not be null"))?;
+    if raw.is_empty() || raw.len() > 20 {
+        return Err(invalid(format!("1 validation error detected: Value at 'changeSet' failed to satisfy constraint: Member must have length less than or equal to 20 and greater than or equal to 1 (got {})", raw.len())));
+    }
+    let header = parse_header(&input, caller)?;
     let hash = hash_request(&input);
-    if let Some(t) = &token {
+    if let Some(t) = &header.token {
         if let Some(answer) = replay(ctx, caller, t, &hash).await? {
             return Ok(answer);
         }
@@ -493,30 +522,19 @@ pub async fn start_change_set(
         .enumerate()
         .map(|(i, c)| parse_change(i, c))
         .collect::<Result<Vec<_>, _>>()?;
-    let cs_id = new_id(ctx, "", 25);
     resolve_entities(ctx, caller, &mut subs).await?;
     let now = ctx.clock.now_ms();
-    let entity_ids: Vec<String> = subs.iter().fold(Vec::new(), |mut acc, s| {
-        if !acc.contains(&s.change.entity_id) {
-            acc.push(s.change.entity_id.clone());
-        }
-        acc
-    });
-    let locked: Vec<String> = subs
-        .iter()
-        .filter(|s| !changes::creates(&s.change.change_type))
-        .map(|s| s.change.entity_id.clone())
-        .fold(Vec::new(), |mut a, id| {
-            if !a.contains(&id) {
-                a.push(id);
-            }
-            a
-        });
+    let entity_ids = unique(subs.iter().map(|s| s.change.entity_id.clone()));
+    let locked = unique(
+        subs.iter()
+            .filter(|s| !changes::creates(&s.change.change_type))
+            .map(|s| s.change.entity_id.clone()),
+    );
     let cs = ChangeSet {
-        id: cs_id.clone(),
+        id: new_id(ctx, "", 25),
         owner: caller.account.clone(),
-        name,
-        intent: intent.into(),
+        name: header.name.clone(),
+        intent: header.intent.clone(),
         status: Status::Preparing,
         start_ms: now,
         end_ms: None,
@@ -524,10 +542,33 @@ pub async fn start_change_set(
         failure_description: None,
         changes: subs.into_iter().map(|s| s.change).collect(),
         entity_ids,
-        locked: locked.clone(),
-        client_token: token.clone(),
+        locked,
+        client_token: header.token.clone(),
         review: None,
     };
+    let writes = start_writes(ctx, caller, &cs, &header, &hash, now);
+    match ctx.store.write_docs(&writes).await {
+        Ok(()) => {}
+        Err(StoreError::ConditionFailed) => {
+            return Err(conflict(ctx, caller, header.token.as_deref(), &hash, &cs.locked).await)
+        }
+        Err(e) => return Err(e.into()),
+    }
+    ctx.worker.wake();
+    tracing::info!(change_set = %cs.id, account = %caller.account, "change set started");
+    Ok(json!({"ChangeSetId": cs.id, "ChangeSetArn": cs.arn()}))
+}
+
+/// One transaction starts a set: the set (due for its first step), its count against the
+/// quota, a lock per entity it changes, its token and its tags.
+fn start_writes(
+    ctx: &Ctx,
+    caller: &Caller,
+    cs: &ChangeSet,
+    header: &Header,
+    hash: &str,
+    now: i64,
+) -> Vec<DocWrite> {
     let set_doc = Doc::new(
         kind::CHANGE_SET,
         &cs.id,
@@ -535,7 +576,7 @@ pub async fn start_change_set(
         Some(ctx.harness.due_change_set(&ctx.config, now)),
         json!({"ChangeSet": cs, "BaseUrl": caller.base_url}).to_string(),
     )
-    .sorted(change_set_sort(&cs));
+    .sorted(change_set_sort(cs));
     let quota = i64::from(ctx.config.max_open_change_sets);
     let mut writes = vec![
         DocWrite::Put {
@@ -544,37 +585,24 @@ pub async fn start_change_set(
         },
         count_open(&caller.account, 1, quota),
     ];
-    for id in &locked {
+    for id in &cs.locked {
         writes.push(put_new(kind::LOCK, id, &caller.account, None, &cs.id));
     }
-    if let Some(t) = &token {
+    if let Some(t) = &header.token {
+        let body = json!({"Hash": hash, "ChangeSetId": cs.id}).to_string();
         writes.push(put_new(
             kind::TOKEN,
             &token_key(caller, t),
             &caller.account,
             None,
-            &json!({"Hash": hash, "ChangeSetId": cs.id}).to_string(),
+            &body,
         ));
     }
-    if !tags.is_empty() {
-        writes.push(put_new(
-            kind::TAGS,
-            &cs.arn(),
-            &caller.account,
-            None,
-            &serde_json::to_string(&tags).unwrap_or_default(),
-        ));
+    if !header.tags.is_empty() {
+        let body = serde_json::to_string(&header.tags).unwrap_or_default();
+        writes.push(put_new(kind::TAGS, &cs.arn(), &caller.account, None, &body));
     }
-    match ctx.store.write_docs(&writes).await {
-        Ok(()) => {}
-        Err(StoreError::ConditionFailed) => {
-            return Err(conflict(ctx, caller, token.as_deref(), &hash, &locked).await)
-        }
-        Err(e) => return Err(e.into()),
-    }
-    ctx.worker.wake();
-    tracing::info!(change_set = %cs.id, account = %caller.account, "change set started");
-    Ok(json!({"ChangeSetId": cs.id, "ChangeSetArn": cs.arn()}))
+    writes
 }
 
 fn put_new(kind: &str, id: &str, owner: &str, due_ms: Option<i64>, body: &str) -> DocWrite {
