@@ -583,6 +583,25 @@ pub struct Env<'a> {
     pub seller_profile: bool,
 }
 
+/// The strings of a JSON array (anything else: none).
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x.as_str().map(str::to_string))
+        .collect()
+}
+
+/// The items `bad` picks, joined for a message, when there are any.
+fn picked(items: &[String], bad: impl Fn(&str) -> bool) -> Option<String> {
+    let hits: Vec<&str> = items
+        .iter()
+        .map(String::as_str)
+        .filter(|i| bad(i))
+        .collect();
+    (!hits.is_empty()).then(|| hits.join(", "))
+}
+
 fn err(code: &str, message: impl Into<String>) -> Vec<ErrorDetail> {
     vec![ErrorDetail::new(code, message)]
 }
@@ -872,12 +891,7 @@ fn update_delivery_options(p: &mut Product, d: &Value) -> Vec<ErrorDetail> {
 }
 
 fn restrict_delivery_options(p: &mut Product, d: &Value) -> Vec<ErrorDetail> {
-    let ids: Vec<String> = d["DeliveryOptionIds"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|x| x.as_str().map(str::to_string))
-        .collect();
+    let ids: Vec<String> = strings(&d["DeliveryOptionIds"]);
     if ids.is_empty() {
         return err(
             "MISSING_DELIVERY_OPTION_IDS",
@@ -887,27 +901,11 @@ fn restrict_delivery_options(p: &mut Product, d: &Value) -> Vec<ErrorDetail> {
     if p.visibility == Visibility::Draft {
         return err("INVALID_PRODUCT", "Use an existing public product.");
     }
-    let missing: Vec<&str> = ids
-        .iter()
-        .filter(|i| p.option(i).is_none())
-        .map(String::as_str)
-        .collect();
-    if !missing.is_empty() {
-        return err(
-            "INVALID_DELIVERY_OPTION_IDS",
-            format!(
-                "Provide delivery option IDs that can be found in the product. IDs not found: [{}]",
-                missing.join(", ")
-            ),
-        );
+    if let Some(missing) = picked(&ids, |i| p.option(i).is_none()) {
+        return err("INVALID_DELIVERY_OPTION_IDS", format!("Provide delivery option IDs that can be found in the product. IDs not found: [{missing}]"));
     }
-    let restricted: Vec<&str> = ids
-        .iter()
-        .filter(|i| p.option(i).is_some_and(|(_, o)| o.restricted))
-        .map(String::as_str)
-        .collect();
-    if !restricted.is_empty() {
-        return err("INVALID_DELIVERY_OPTION", format!("Provide delivery option IDs that are in a public state. IDs not in public state: [{}]", restricted.join(", ")));
+    if let Some(closed) = picked(&ids, |i| p.option(i).is_some_and(|(_, o)| o.restricted)) {
+        return err("INVALID_DELIVERY_OPTION", format!("Provide delivery option IDs that are in a public state. IDs not in public state: [{closed}]"));
     }
     let open_left = p
         .versions
@@ -997,12 +995,7 @@ fn update_targeting(p: &mut Product, d: &Value, env: &Env<'_>) -> Vec<ErrorDetai
             "Use an existing Public, Limited or Draft product.",
         );
     }
-    let accounts: Vec<String> = d["PositiveTargeting"]["BuyerAccounts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|x| x.as_str().map(str::to_string))
-        .collect();
+    let accounts: Vec<String> = strings(&d["PositiveTargeting"]["BuyerAccounts"]);
     let _ = env;
     let mut list: Vec<String> = MCO_ACCOUNTS.iter().map(|a| (*a).to_string()).collect();
     for a in accounts {
@@ -1015,22 +1008,12 @@ fn update_targeting(p: &mut Product, d: &Value, env: &Env<'_>) -> Vec<ErrorDetai
 }
 
 fn regions(p: &mut Product, change_type: &str, d: &Value) -> Vec<ErrorDetail> {
-    let given: Vec<String> = d["Regions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|x| x.as_str().map(str::to_string))
-        .collect();
+    let given: Vec<String> = strings(&d["Regions"]);
     if given.is_empty() {
         return err("INVALID_INPUT", "Regions can't be empty.");
     }
-    let bad: Vec<&str> = given
-        .iter()
-        .filter(|r| !REGIONS.contains(&r.as_str()))
-        .map(String::as_str)
-        .collect();
-    if !bad.is_empty() {
-        return err("INVALID_REGIONS", format!("Requested regions [{}] are invalid or unavailable. Only supported values are [{}].", bad.join(", "), REGIONS.join(", ")));
+    if let Some(bad) = picked(&given, |r| !REGIONS.contains(&r)) {
+        return err("INVALID_REGIONS", format!("Requested regions [{bad}] are invalid or unavailable. Only supported values are [{}].", REGIONS.join(", ")));
     }
     for r in given {
         if change_type == "AddRegions" {
@@ -1067,24 +1050,11 @@ fn future_regions(p: &mut Product, d: &Value) -> Vec<ErrorDetail> {
 }
 
 fn instance_types(p: &mut Product, change_type: &str, d: &Value) -> Vec<ErrorDetail> {
-    let given: Vec<String> = d["InstanceTypes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|x| x.as_str().map(str::to_string))
-        .collect();
-    let bad: Vec<&str> = given
-        .iter()
-        .filter(|t| !t.contains('.'))
-        .map(String::as_str)
-        .collect();
-    if !bad.is_empty() {
+    let given: Vec<String> = strings(&d["InstanceTypes"]);
+    if let Some(bad) = picked(&given, |t| !t.contains('.')) {
         return err(
             "INVALID_INSTANCE_TYPES",
-            format!(
-                "The following instance types are not valid: [{}]",
-                bad.join(", ")
-            ),
+            format!("The following instance types are not valid: [{bad}]"),
         );
     }
     if change_type == "RestrictInstanceTypes" {

@@ -82,6 +82,24 @@ impl From<crate::auth::AuthError> for ApiError {
     }
 }
 
+/// The caller of an operation: the authenticated principal, and the scheme and host it reached
+/// the service at (for URLs handed back).
+#[must_use]
+pub fn caller_of(
+    principal: crate::auth::Principal,
+    headers: &hyper::HeaderMap,
+) -> crate::ops::Caller {
+    let host = headers
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    crate::ops::Caller {
+        account: principal.account,
+        region: principal.region,
+        base_url: format!("http://{host}"),
+    }
+}
+
 /// A JSON response with the protocol's headers.
 #[must_use]
 pub fn json_response(

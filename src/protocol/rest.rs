@@ -240,16 +240,7 @@ impl Service {
         }
         let input = input_of(route, &parts, &body)?;
         self.injected_fault(route).await?;
-        let host = parts
-            .headers
-            .get(hyper::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost");
-        let caller = Caller {
-            account: principal.account,
-            region: principal.region,
-            base_url: format!("http://{host}"),
-        };
+        let caller = super::caller_of(principal, &parts.headers);
         Ok(dispatch(&self.ctx, &caller, route.name, Value::Object(input)).await?)
     }
 

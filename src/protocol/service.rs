@@ -178,16 +178,7 @@ impl Service {
                 _ => OpError::UnauthorizedOperationException(message).into(),
             });
         }
-        let host = parts
-            .headers
-            .get(hyper::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost");
-        let caller = Caller {
-            account: principal.account,
-            region: principal.region,
-            base_url: format!("http://{host}"),
-        };
+        let caller = super::caller_of(principal, &parts.headers);
 
         let value = parse_json(&body)?;
         let model = if op.prefix() == self.scan_model.target_prefix {

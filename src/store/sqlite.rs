@@ -99,8 +99,8 @@ CREATE INDEX IF NOT EXISTS scans_latest     ON scans(account, region, latest, cr
 CREATE INDEX IF NOT EXISTS scans_due        ON scans(due_ms) WHERE due_ms IS NOT NULL;
 CREATE TABLE IF NOT EXISTS docs (
     kind TEXT NOT NULL, id TEXT NOT NULL, owner TEXT NOT NULL, version INTEGER NOT NULL,
-    due_ms INTEGER, sort TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, id)
-) WITHOUT ROWID;
+    due_ms INTEGER, sort TEXT NOT NULL, body TEXT NOT NULL, UNIQUE (kind, id)
+);
 CREATE INDEX IF NOT EXISTS docs_by_owner ON docs(kind, owner, sort);
 CREATE INDEX IF NOT EXISTS docs_due ON docs(kind, due_ms) WHERE due_ms IS NOT NULL;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -1025,6 +1025,20 @@ async fn resource_of(ctx: &Ctx, caller: &Caller, arn: &str) -> Result<(), Catalo
     }
 }
 
+/// The `ResourceArn` of a tagging or policy request (a resource of the caller) and its `kind`
+/// document, if it has one.
+async fn resource_doc(
+    ctx: &Ctx,
+    caller: &Caller,
+    input: &Value,
+    kind: &str,
+) -> Result<(String, Option<Doc>), CatalogError> {
+    let arn = str_member(input, "ResourceArn", "resourceArn")?.to_string();
+    resource_of(ctx, caller, &arn).await?;
+    let doc = ctx.store.get_doc(kind, &arn).await?;
+    Ok((arn, doc))
+}
+
 /// TagResource, UntagResource, ListTagsForResource.
 ///
 /// # Errors
@@ -1035,9 +1049,7 @@ pub async fn tags(
     op: &str,
     input: Value,
 ) -> Result<Value, CatalogError> {
-    let arn = str_member(&input, "ResourceArn", "resourceArn")?.to_string();
-    resource_of(ctx, caller, &arn).await?;
-    let doc = ctx.store.get_doc(kind::TAGS, &arn).await?;
+    let (arn, doc) = resource_doc(ctx, caller, &input, kind::TAGS).await?;
     let mut current: Vec<Tag> = doc
         .as_ref()
         .and_then(|d| serde_json::from_str(&d.body).ok())
@@ -1100,9 +1112,7 @@ pub async fn policy(
     op: &str,
     input: Value,
 ) -> Result<Value, CatalogError> {
-    let arn = str_member(&input, "ResourceArn", "resourceArn")?.to_string();
-    resource_of(ctx, caller, &arn).await?;
-    let doc = ctx.store.get_doc(kind::POLICY, &arn).await?;
+    let (arn, doc) = resource_doc(ctx, caller, &input, kind::POLICY).await?;
     match op {
         "GetResourcePolicy" => doc.map(|d| json!({"Policy": d.body})).ok_or_else(|| {
             CatalogError::ResourceNotFoundException(format!(
