@@ -18,7 +18,7 @@ pub const AMI_PRODUCT: &str = "AmiProduct@1.0";
 pub const OFFER: &str = "Offer@1.0";
 
 /// Change types of `AmiProduct@1.0`.
-pub const PRODUCT_CHANGES: [&str; 17] = [
+pub const PRODUCT_CHANGES: [&str; 16] = [
     "CreateProduct",
     "UpdateInformation",
     "AddDeliveryOptions",
@@ -35,7 +35,6 @@ pub const PRODUCT_CHANGES: [&str; 17] = [
     "AddDimensions",
     "UpdateDimensions",
     "RestrictDimensions",
-    "UpdateLegalTerms",
 ];
 
 /// Change types of `Offer@1.0`.
@@ -308,7 +307,7 @@ pub fn check_shape(entity_type: &str, change_type: &str, d: &Value) -> Result<()
             required(d, "", "ProductId").map(|_| ())
         }
         // The offer's terms are kept as given (enough for AWS's samples).
-        (OFFER, _) | (AMI_PRODUCT, "UpdateLegalTerms") => Ok(()),
+        (OFFER, _) => Ok(()),
         _ => Err(shape(
             "",
             format!("change type {change_type} is not supported for {entity_type}"),
