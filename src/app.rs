@@ -166,6 +166,7 @@ impl App {
             fragments: crate::ops::page_cache::FragmentCache::new(
                 config.response_cache_entries.saturating_mul(32),
             ),
+            draining: std::sync::atomic::AtomicBool::new(false),
         });
         let model = Model::parse(IMAGE_BUILD_MODEL)?;
         let credentials = match &config.accounts {
@@ -202,6 +203,7 @@ impl App {
             limits: crate::server::Limits {
                 max_connections: config.max_connections,
                 header_read_timeout: std::time::Duration::from_millis(config.header_timeout_ms),
+                shutdown_delay: std::time::Duration::from_secs(config.shutdown_delay_seconds),
             },
             sink,
         })

@@ -143,6 +143,10 @@ pub struct ServeConfig {
     /// Milliseconds a client may take to send its request headers.
     #[arg(long, env = "IMAGEBUILD_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
     pub header_timeout_ms: u64,
+    /// Seconds between SIGTERM and closing the listener, during which `/_imagebuild/ready`
+    /// answers 503 while requests are still served (so a load balancer stops sending first).
+    #[arg(long, env = "IMAGEBUILD_SHUTDOWN_DELAY_SECONDS", default_value_t = 0)]
+    pub shutdown_delay_seconds: u64,
     /// Milliseconds a client may take to send its request body.
     #[arg(long, env = "IMAGEBUILD_BODY_TIMEOUT_MS", default_value_t = 30_000)]
     pub body_timeout_ms: u64,
@@ -214,6 +218,7 @@ impl ServeConfig {
             max_connections: 1024,
             response_cache_entries: 128,
             header_timeout_ms: 10_000,
+            shutdown_delay_seconds: 0,
             body_timeout_ms: 30_000,
             clock_offset_seconds: 0,
             sns_endpoint: None,

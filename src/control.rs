@@ -166,6 +166,27 @@ async fn advance_change_set(
     )
 }
 
+/// Readiness, for load balancers: 200 once the store answers (the world is loaded before the
+/// listener opens), 503 while it does not or while the service drains at shutdown. `health`
+/// stays liveness.
+async fn ready(ctx: &Ctx, request_id: &str) -> Response<Full<Bytes>> {
+    let reason = if ctx.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        Some("draining")
+    } else if ctx.store.next_due_ms().await.is_err() {
+        Some("store unavailable")
+    } else {
+        None
+    };
+    match reason {
+        None => json_response(StatusCode::OK, json!({"Ready": true}).to_string(), request_id),
+        Some(r) => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"Ready": false, "Reason": r}).to_string(),
+            request_id,
+        ),
+    }
+}
+
 /// The findings behind a Catalog `SCAN_ERROR` URL: `findings/<changeSetId>/<change>`, signed
 /// and expiring like the log URLs; a JSON array of `{ErrorCode, ErrorMessage}`.
 async fn serve_findings(
@@ -829,6 +850,7 @@ pub async fn handle(
         return serve_findings(ctx, rest, query.as_deref(), request_id).await;
     }
     match path.as_str() {
+        "ready" => ready(ctx, request_id).await,
         "health" => {
             let world = ctx.world();
             let (status, store) = match ctx.store.next_due_ms().await {

@@ -20,6 +20,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// Longest time a client may take to send its request headers (then the connection closes).
     pub header_read_timeout: Duration,
+    /// How long to keep accepting after shutdown begins (readiness already says 503).
+    pub shutdown_delay: Duration,
 }
 /// Longest time in-flight requests get to finish at shutdown.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,14 +35,34 @@ pub async fn serve(
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    // Until shutdown begins the listener runs for ever; then for the shutdown delay.
+    let mut closing_at: Option<tokio::time::Instant> = None;
+    let close = |at: Option<tokio::time::Instant>| async move {
+        match at {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending::<()>().await,
+        }
+    };
     loop {
+        // A dropped sender means nobody can ask any more: shut down as if asked.
+        let asked = *shutdown.borrow() || shutdown.has_changed().is_err();
+        if closing_at.is_none() && asked {
+            service.ctx.draining.store(true, std::sync::atomic::Ordering::SeqCst);
+            tracing::info!(delay_s = limits.shutdown_delay.as_secs(), "shutdown: not ready; still accepting for the delay");
+            closing_at = Some(tokio::time::Instant::now() + limits.shutdown_delay);
+        }
+        if closing_at.is_some_and(|at| at <= tokio::time::Instant::now()) {
+            break;
+        }
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = shutdown.changed() => break,
+            _ = shutdown.changed(), if closing_at.is_none() => continue,
+            () = close(closing_at) => break,
         };
         let accepted = tokio::select! {
             a = listener.accept() => a,
-            _ = shutdown.changed() => break,
+            _ = shutdown.changed(), if closing_at.is_none() => continue,
+            () = close(closing_at) => break,
         };
         let (stream, peer) = match accepted {
             Ok(x) => x,
@@ -72,6 +94,10 @@ pub async fn serve(
             drop(permit);
         });
     }
+    service
+        .ctx
+        .draining
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     tracing::info!("shutting down: draining in-flight requests");
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await

@@ -360,14 +360,30 @@ fn the_two_models_share_endpoint_and_signing_name_but_not_target_prefix() {
     }
 }
 
+/// The seed's build model, kept in the repo so the comparison never depends on the layout the
+/// tests run in.
+const SEED_COPY: &str = "tests/fixtures/marketplaceimagebuild-2017-12-15.normal.json";
+
+#[test]
+fn the_kept_seed_copy_is_the_seed() {
+    let copy: Value = serde_json::from_str(&std::fs::read_to_string(SEED_COPY).unwrap()).unwrap();
+    // Beside the steering repo (CI, developers) the copy must equal the seed it was taken from.
+    if let Ok(seed) =
+        std::fs::read_to_string("../shared/seeds/marketplaceimagebuild-2017-12-15.normal.json")
+    {
+        assert_eq!(
+            copy,
+            serde_json::from_str::<Value>(&seed).unwrap(),
+            "{SEED_COPY} drifted from the seed"
+        );
+    }
+    assert_eq!(copy["metadata"]["targetPrefix"], "AWSMPImageBuilding");
+}
+
 #[test]
 fn shipped_model_is_the_seed_plus_build_ids_only() {
-    let seed_path = "../shared/seeds/marketplaceimagebuild-2017-12-15.normal.json";
-    let Ok(seed) = std::fs::read_to_string(seed_path) else {
-        eprintln!("seed not beside the checkout; comparing against the embedded expectations only");
-        return;
-    };
-    let mut seed: Value = serde_json::from_str(&seed).unwrap();
+    let mut seed: Value =
+        serde_json::from_str(&std::fs::read_to_string(SEED_COPY).unwrap()).unwrap();
     let (ours, _) = botocore("marketplaceimagebuild/2017-12-15");
     let members = seed["shapes"]["DescribeBuildsRequest"]["members"]
         .as_object_mut()

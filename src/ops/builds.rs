@@ -857,6 +857,7 @@ mod tests {
             topics: None,
             pages: crate::ops::page_cache::PageCache::new(0),
             fragments: crate::ops::page_cache::FragmentCache::new(0),
+            draining: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -905,6 +906,7 @@ mod tests {
             clock: clock.clone(),
             pages: crate::ops::page_cache::PageCache::new(4),
             fragments: crate::ops::page_cache::FragmentCache::new(64),
+            draining: std::sync::atomic::AtomicBool::new(false),
             ..failing_ctx()
         };
         let caller = Caller {

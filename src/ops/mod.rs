@@ -131,6 +131,8 @@ pub struct Ctx {
     pub pages: page_cache::PageCache,
     /// Rendered build objects, reused while the record, host and second are the same.
     pub fragments: page_cache::FragmentCache,
+    /// True once shutdown began: in-flight requests finish, readiness answers 503.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl Ctx {

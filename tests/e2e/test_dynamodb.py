@@ -2,10 +2,12 @@
 (moto_server started by the fixture on a free loopback port and stopped by PID)."""
 
 import concurrent.futures
+import json
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -137,8 +139,19 @@ def test_outage_gives_retryable_500_and_recovers_without_restart(start_server, t
         s = start_server(*dynamo_args(endpoint, "outage", "--provision-seconds", "600"), env=AWS_ENV)
         c = make_client(s.endpoint)
         start(c)
+
+        def ready():
+            try:
+                with urllib.request.urlopen(f"{s.endpoint}/_imagebuild/ready", timeout=30) as r:
+                    return r.status, json.loads(r.read())
+            except urllib.error.HTTPError as e:
+                return e.code, json.loads(e.read())
+
+        assert ready() == (200, {"Ready": True})
         moto.terminate()
         moto.wait(10)
+        # not ready while the store cannot be reached; health stays liveness
+        assert ready() == (503, {"Ready": False, "Reason": "store unavailable"})
         with pytest.raises(c.exceptions.InternalServerErrorException) as e:
             start(c)
         assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
@@ -149,6 +162,7 @@ def test_outage_gives_retryable_500_and_recovers_without_restart(start_server, t
         create_table(endpoint, "outage")
         start(c)
         assert len(c.describe_builds()["Builds"]) == 1
+        assert ready() == (200, {"Ready": True})
     finally:
         moto.terminate()
         moto.wait(10)

@@ -3,6 +3,7 @@
 
 import json
 import subprocess
+import time
 
 import botocore.exceptions
 import pytest
@@ -136,3 +137,28 @@ def test_rotate_keys_command(start_server, tmp_path):
     subprocess.run([str(conftest.BIN), "rotate-keys", "--data-dir", data], check=True, capture_output=True)
     s2 = start_server("--data-dir", data, "--provision-seconds", "600")
     assert len(make_client(s2.endpoint).describe_builds(MaxResults=1, NextToken=token)["Builds"]) == 1
+
+
+def test_readiness_turns_503_while_draining_then_the_server_exits(start_server):
+    """SIGTERM with --shutdown-delay-seconds: /_imagebuild/ready answers 503 at once while
+    requests are still served; the listener closes after the delay and the process exits 0."""
+    import signal as _signal
+    import urllib.error
+    import urllib.request
+    s = start_server("--in-memory", "--shutdown-delay-seconds", "3")
+
+    def get(path):
+        try:
+            with urllib.request.urlopen(f"{s.endpoint}/_imagebuild/{path}", timeout=10) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    assert get("ready") == (200, {"Ready": True})
+    s.proc.send_signal(_signal.SIGTERM)
+    deadline = time.time() + 2
+    while get("ready")[0] == 200 and time.time() < deadline:
+        time.sleep(0.05)
+    assert get("ready") == (503, {"Ready": False, "Reason": "draining"})
+    assert get("health")[0] == 200, "liveness is not readiness"
+    assert s.proc.wait(20) == 0
