@@ -178,7 +178,11 @@ async fn ready(ctx: &Ctx, request_id: &str) -> Response<Full<Bytes>> {
         None
     };
     match reason {
-        None => json_response(StatusCode::OK, json!({"Ready": true}).to_string(), request_id),
+        None => json_response(
+            StatusCode::OK,
+            json!({"Ready": true}).to_string(),
+            request_id,
+        ),
         Some(r) => json_response(
             StatusCode::SERVICE_UNAVAILABLE,
             json!({"Ready": false, "Reason": r}).to_string(),

@@ -47,8 +47,14 @@ pub async fn serve(
         // A dropped sender means nobody can ask any more: shut down as if asked.
         let asked = *shutdown.borrow() || shutdown.has_changed().is_err();
         if closing_at.is_none() && asked {
-            service.ctx.draining.store(true, std::sync::atomic::Ordering::SeqCst);
-            tracing::info!(delay_s = limits.shutdown_delay.as_secs(), "shutdown: not ready; still accepting for the delay");
+            service
+                .ctx
+                .draining
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            tracing::info!(
+                delay_s = limits.shutdown_delay.as_secs(),
+                "shutdown: not ready; still accepting for the delay"
+            );
             closing_at = Some(tokio::time::Instant::now() + limits.shutdown_delay);
         }
         if closing_at.is_some_and(|at| at <= tokio::time::Instant::now()) {
