@@ -25,6 +25,9 @@ pub enum Command {
     /// DynamoDB table management.
     #[command(subcommand)]
     Dynamodb(DynamoCommand),
+    /// World files.
+    #[command(subcommand)]
+    World(WorldCommand),
     /// Add new NextToken and log-URL signing keys to a data directory; the old ones keep
     /// verifying for `--key-grace-hours` after the service restarts.
     RotateKeys {
@@ -41,6 +44,17 @@ pub enum StoreKind {
     Sqlite,
     /// One DynamoDB table shared by every instance.
     Dynamodb,
+}
+
+/// `imagebuild world …` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum WorldCommand {
+    /// Validate a world file offline with start-up's checks; print every problem with its
+    /// path and exit 1 if there is any.
+    Check {
+        /// The world file.
+        file: PathBuf,
+    },
 }
 
 /// `imagebuild dynamodb …` subcommands.

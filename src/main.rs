@@ -43,6 +43,21 @@ async fn shutdown_signal() {
     }
 }
 
+/// `imagebuild world check FILE`: every problem on stdout, one a line; exit 1 on any.
+fn check_world(file: &std::path::Path) -> ExitCode {
+    let problems = imagebuild::world::World::check_file(file);
+    for p in &problems {
+        println!("{p}");
+    }
+    if problems.is_empty() {
+        println!("{}: no problems", file.display());
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{}: {} problem(s)", file.display(), problems.len());
+        ExitCode::FAILURE
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
@@ -81,6 +96,7 @@ fn main() -> ExitCode {
                     }
                 }
             }
+            Command::World(imagebuild::config::WorldCommand::Check { file }) => check_world(&file),
             Command::RotateKeys { data_dir } => {
                 use imagebuild::clock::Clock;
                 match imagebuild::app::rotate_keys(&data_dir, imagebuild::clock::SystemClock.now_ms()).await {

@@ -591,13 +591,36 @@ impl World {
     /// # Errors
     /// `WorldError::Shape` or `WorldError::Invalid` naming the offending field.
     pub fn from_json(text: &str) -> Result<World, WorldError> {
-        let de = &mut serde_json::Deserializer::from_str(text);
-        let world: World = serde_path_to_error::deserialize(de).map_err(|e| WorldError::Shape {
-            path: display_path(&e.path().to_string()),
-            message: e.inner().to_string(),
-        })?;
+        let world = Self::parse(text)?;
         world.validate()?;
         Ok(world)
+    }
+
+    fn parse(text: &str) -> Result<World, WorldError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(|e| WorldError::Shape {
+            path: display_path(&e.path().to_string()),
+            message: e.inner().to_string(),
+        })
+    }
+
+    /// Every problem of a world file, as start-up would find them: the file unreadable, its
+    /// first shape error (parsing stops there), or every inconsistency.
+    #[must_use]
+    pub fn check_file(path: &std::path::Path) -> Vec<WorldError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(source) => {
+                return vec![WorldError::Io {
+                    path: path.display().to_string(),
+                    source,
+                }]
+            }
+        };
+        match Self::parse(&text) {
+            Ok(world) => world.problems(),
+            Err(e) => vec![e],
+        }
     }
 
     /// Reads, parses and validates a world file.
@@ -620,52 +643,52 @@ impl World {
         Self::from_json(DEMO_WORLD)
     }
 
-    /// Checks identifiers, references and uniqueness.
-    ///
-    /// # Errors
-    /// `WorldError::Invalid` naming the first offending field.
-    pub fn validate(&self) -> Result<(), WorldError> {
-        let bad = |path: String, message: String| Err(WorldError::Invalid { path, message });
+    /// Every inconsistency of the document (duplicate ids, bad patterns, dangling references),
+    /// each naming its field.
+    #[must_use]
+    pub fn problems(&self) -> Vec<WorldError> {
+        let problem = |path: String, message: String| WorldError::Invalid { path, message };
+        let mut problems = Vec::new();
         let mut image_ids = HashSet::new();
         for (i, img) in self.images.iter().enumerate() {
             if !is_image_id(&img.image_id) {
-                return bad(
+                problems.push(problem(
                     format!("Images[{i}].ImageId"),
                     format!(
                         "'{}' is not an image id (ami- followed by 8 or 17 lowercase hex digits)",
                         img.image_id
                     ),
-                );
+                ));
             }
             if !image_ids.insert((img.region.as_str(), img.image_id.as_str())) {
-                return bad(
+                problems.push(problem(
                     format!("Images[{i}].ImageId"),
                     format!("duplicate image id '{}'", img.image_id),
-                );
+                ));
             }
             if !is_account_id(&img.owner_id) {
-                return bad(
+                problems.push(problem(
                     format!("Images[{i}].OwnerId"),
                     format!("'{}' is not a 12-digit account id", img.owner_id),
-                );
+                ));
             }
             if let Some(j) = img.shared_with.iter().position(|a| !is_account_id(a)) {
-                return bad(
+                problems.push(problem(
                     format!("Images[{i}].SharedWith[{j}]"),
                     "not a 12-digit account id".into(),
-                );
+                ));
             }
             if !is_region(&img.region) {
-                return bad(
+                problems.push(problem(
                     format!("Images[{i}].Region"),
                     format!("'{}' is not a region name", img.region),
-                );
+                ));
             }
             if !["locked", "blank", "set"].contains(&img.root_password.as_str()) {
-                return bad(
+                problems.push(problem(
                     format!("Images[{i}].RootPassword"),
                     format!("'{}' is not one of locked, blank, set", img.root_password),
-                );
+                ));
             }
             for (j, p) in img.packages.iter().enumerate() {
                 if let Some(k) = p
@@ -673,22 +696,22 @@ impl World {
                     .iter()
                     .position(|c| !(0.0..=10.0).contains(&c.cvss()) || !c.id().starts_with("CVE-"))
                 {
-                    return bad(
+                    problems.push(problem(
                         format!("Images[{i}].Packages[{j}].Cves[{k}]"),
                         "a CVE needs an id starting with CVE- and a Cvss from 0 to 10".into(),
-                    );
+                    ));
                 }
             }
             if let Some(w) = &img.windows {
                 if !LAUNCH_AGENTS.contains(&w.launch_agent.as_str()) {
-                    return bad(
+                    problems.push(problem(
                         format!("Images[{i}].Windows.LaunchAgent"),
                         format!(
                             "'{}' is not one of {}",
                             w.launch_agent,
                             LAUNCH_AGENTS.join(", ")
                         ),
-                    );
+                    ));
                 }
             }
         }
@@ -696,125 +719,136 @@ impl World {
         let mut option_ids = HashSet::new();
         for (i, p) in self.products.iter().enumerate() {
             if !is_product_id(&p.product_id) {
-                return bad(
+                problems.push(problem(
                     format!("Products[{i}].ProductId"),
                     format!(
                         "'{}' is not a product id (prod- followed by lowercase letters and digits)",
                         p.product_id
                     ),
-                );
+                ));
             }
             if !product_ids.insert(p.product_id.as_str()) {
-                return bad(
+                problems.push(problem(
                     format!("Products[{i}].ProductId"),
                     format!("duplicate product id '{}'", p.product_id),
-                );
+                ));
             }
             if !is_account_id(&p.seller_account_id) {
-                return bad(
+                problems.push(problem(
                     format!("Products[{i}].SellerAccountId"),
                     "not a 12-digit account id".into(),
-                );
+                ));
             }
             if let Some(j) = p.allowlist.iter().position(|a| !is_account_id(a)) {
-                return bad(
+                problems.push(problem(
                     format!("Products[{i}].Allowlist[{j}]"),
                     "not a 12-digit account id".into(),
-                );
+                ));
             }
             if p.versions.is_empty() {
-                return bad(
+                problems.push(problem(
                     format!("Products[{i}].Versions"),
                     "a product needs at least one version".into(),
-                );
+                ));
             }
             for (j, v) in p.versions.iter().enumerate() {
                 if !is_fulfillment_option_id(&v.fulfillment_option_id) {
-                    return bad(format!("Products[{i}].Versions[{j}].FulfillmentOptionId"), format!("'{}' is not a fulfillment option id (fo- followed by lowercase letters and digits)", v.fulfillment_option_id));
+                    problems.push(problem(format!("Products[{i}].Versions[{j}].FulfillmentOptionId"), format!("'{}' is not a fulfillment option id (fo- followed by lowercase letters and digits)", v.fulfillment_option_id)));
                 }
                 if !option_ids.insert(v.fulfillment_option_id.as_str()) {
-                    return bad(
+                    problems.push(problem(
                         format!("Products[{i}].Versions[{j}].FulfillmentOptionId"),
                         format!(
                             "duplicate fulfillment option id '{}'",
                             v.fulfillment_option_id
                         ),
-                    );
+                    ));
                 }
                 if v.regions.is_empty() {
-                    return bad(
+                    problems.push(problem(
                         format!("Products[{i}].Versions[{j}].Regions"),
                         "a version needs at least one region".into(),
-                    );
+                    ));
                 }
                 if let Some(k) = v.regions.iter().position(|r| !is_region(r)) {
-                    return bad(
+                    problems.push(problem(
                         format!("Products[{i}].Versions[{j}].Regions[{k}]"),
                         "not a region name".into(),
-                    );
+                    ));
                 }
             }
         }
         for (i, s) in self.subscriptions.iter().enumerate() {
             if !is_account_id(&s.account_id) {
-                return bad(
+                problems.push(problem(
                     format!("Subscriptions[{i}].AccountId"),
                     "not a 12-digit account id".into(),
-                );
+                ));
             }
             if !product_ids.contains(s.product_id.as_str()) {
-                return bad(
+                problems.push(problem(
                     format!("Subscriptions[{i}].ProductId"),
                     format!("no product '{}' in Products", s.product_id),
-                );
+                ));
             }
         }
         for (i, t) in self.sns_topics.iter().enumerate() {
             if parse_sns_topic_arn(t).is_none() {
-                return bad(
+                problems.push(problem(
                     format!("SnsTopics[{i}]"),
                     format!("'{t}' is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"),
-                );
+                ));
             }
         }
         for (i, r) in self.roles.iter().enumerate() {
             if !r.arn.starts_with("arn:aws:iam::") || !r.arn.contains(":role/") {
-                return bad(
+                problems.push(problem(
                     format!("Roles[{i}].Arn"),
                     format!("'{}' is not an IAM role ARN", r.arn),
-                );
+                ));
             }
         }
         for (i, e) in self.exemptions.iter().enumerate() {
             if !product_ids.contains(e.product_id.as_str()) {
-                return bad(
+                problems.push(problem(
                     format!("Exemptions[{i}].ProductId"),
                     format!("no product '{}' in Products", e.product_id),
-                );
+                ));
             }
             if !CONTROL_IDS.contains(&e.control_id.as_str()) {
-                return bad(
+                problems.push(problem(
                     format!("Exemptions[{i}].ControlId"),
                     format!(
                         "'{}' is not a control id ({})",
                         e.control_id,
                         CONTROL_IDS.join(", ")
                     ),
-                );
+                ));
             }
             for (k, v) in &e.r#match {
                 if !EXEMPTION_MATCH_KEYS.contains(&k.as_str()) || !v.is_string() {
-                    return bad(
+                    problems.push(problem(
                         format!("Exemptions[{i}].Match.{k}"),
                         format!(
                             "Match keys are {} with string values",
                             EXEMPTION_MATCH_KEYS.join(", ")
                         ),
-                    );
+                    ));
                 }
             }
         }
-        Ok(())
+        problems
+    }
+
+    /// Checks the document is consistent.
+    ///
+    /// # Errors
+    /// `WorldError::Invalid` naming the first offending field (`problems` lists them all).
+    pub fn validate(&self) -> Result<(), WorldError> {
+        match self.problems().into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Finds a role by ARN.
