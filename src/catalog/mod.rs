@@ -1,5 +1,6 @@
 //! The Marketplace Catalog's records: `AmiProduct@1.0` and `Offer@1.0` entities, change sets,
-//! and the wire forms AWS documents for them (`DetailsDocument`, 20-character timestamps).
+//! and the 20-character timestamps they are told in (their wire documents are rendered by
+//! `ops::catalog::render`).
 //!
 //! Pure data and pure functions: the change types' rules are in `changes`, persistence is the
 //! store's documents, the operations are in `ops::catalog`.
@@ -7,7 +8,6 @@
 //! Depends on: world (products as builds see them), clock (formatting).
 
 pub mod changes;
-pub mod render;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

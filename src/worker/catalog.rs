@@ -575,8 +575,8 @@ async fn entity_writes(
         } else {
             changes::OFFER
         };
-        let rendered = catalog::render::describe_entity(&e, ty).to_string();
-        let summary = catalog::render::entity_summary(&e).to_string();
+        let rendered = crate::ops::catalog::render::describe_entity(&e, ty).to_string();
+        let summary = crate::ops::catalog::render::entity_summary(&e).to_string();
         for (k, b) in [
             (kind::RENDERED, rendered),
             (kind::summary(e.short_type()), summary),

@@ -6,8 +6,8 @@
 
 use serde_json::{json, Value};
 
-use super::{check_catalog, decode_change_set, invalid, str_member, CatalogError};
-use crate::catalog::{self, kind, render, ChangeSet, Entity};
+use super::{check_catalog, decode_change_set, invalid, render, str_member, CatalogError};
+use crate::catalog::{self, kind, ChangeSet, Entity};
 use crate::ops::{Caller, Ctx};
 use crate::store::StoreError;
 

@@ -11,12 +11,13 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 mod listing;
+pub mod render;
 
 pub use listing::{list_change_sets, list_entities};
 
 use super::{Caller, Ctx};
 use crate::catalog::changes::{self, AMI_PRODUCT, OFFER};
-use crate::catalog::{self, kind, render, Change, ChangeSet, Entity, Status, Tag};
+use crate::catalog::{self, kind, Change, ChangeSet, Entity, Status, Tag};
 use crate::store::{Doc, DocWrite, StoreError};
 
 /// A Catalog API failure: the variant is the model's error shape.

@@ -1,11 +1,12 @@
 //! Wire forms of the catalog's records: DescribeEntity's `DetailsDocument`, entity summaries,
 //! change-set descriptions.
 //!
-//! Depends on: catalog (records), clock.
+//! Depends on: catalog (records), clock. Rendered here, in the operations' layer, so the
+//! catalog's records stay free of wire shapes.
 
 use serde_json::{json, Map, Value};
 
-use super::{timestamp, ChangeSet, Entity, Product, Source};
+use crate::catalog::{timestamp, ChangeSet, Entity, Product, Source};
 
 fn ms_timestamp(ms: i64) -> String {
     crate::clock::iso8601_extended(ms)
@@ -92,8 +93,8 @@ fn option_visibility(p: &Product, restricted: bool) -> &'static str {
         "Restricted"
     } else {
         match p.visibility {
-            super::Visibility::Public => "Public",
-            super::Visibility::Restricted => "Restricted",
+            crate::catalog::Visibility::Public => "Public",
+            crate::catalog::Visibility::Restricted => "Restricted",
             _ => "Limited",
         }
     }
@@ -167,9 +168,9 @@ pub fn describe_change_set(cs: &ChangeSet) -> Value {
             let mut m = Map::new();
             m.insert("ChangeType".into(), json!(c.change_type));
             let identifier = match &c.identifier {
-                Some(_) if cs.status == super::Status::Succeeded => c.entity_id.clone(),
+                Some(_) if cs.status == crate::catalog::Status::Succeeded => c.entity_id.clone(),
                 Some(i) => i.clone(),
-                None if cs.status == super::Status::Succeeded && cs.intent == "APPLY" => {
+                None if cs.status == crate::catalog::Status::Succeeded && cs.intent == "APPLY" => {
                     c.entity_id.clone()
                 }
                 None => String::new(),
