@@ -49,6 +49,18 @@ fn s3_style_error(
     resp
 }
 
+/// The `Expires` and `Signature` of a signed URL (log or findings), or what S3 says without them.
+fn url_signature(query: Option<&str>) -> Result<(i64, String), &'static str> {
+    let q = query_map(query);
+    match (
+        q.get("Expires").and_then(|e| e.parse::<i64>().ok()),
+        q.get("Signature"),
+    ) {
+        (Some(expires), Some(sig)) => Ok((expires, sig.clone())),
+        _ => Err("Query-string authentication requires the Signature and Expires parameters"),
+    }
+}
+
 async fn serve_log(
     ctx: &Ctx,
     rest: &str,
@@ -62,12 +74,9 @@ async fn serve_log(
     let Some(stream) = Stream::parse(stream) else {
         return denied("Invalid URL");
     };
-    let q = query_map(query);
-    let (Some(expires), Some(sig)) = (
-        q.get("Expires").and_then(|e| e.parse::<i64>().ok()),
-        q.get("Signature"),
-    ) else {
-        return denied("Query-string authentication requires the Signature and Expires parameters");
+    let (expires, sig) = match url_signature(query) {
+        Ok(s) => s,
+        Err(m) => return denied(m),
     };
     let internal = |e: crate::store::StoreError| {
         tracing::error!(error = %e, "store failure serving log");
@@ -85,7 +94,7 @@ async fn serve_log(
     };
     if !ctx
         .url_signer
-        .verify(&build.account, &build.region, build_id, expires, sig)
+        .verify(&build.account, &build.region, build_id, expires, &sig)
     {
         return denied(
             "The request signature we calculated does not match the signature you provided.",
@@ -203,12 +212,9 @@ async fn serve_findings(
     let Some((cs_id, index)) = rest.split_once('/') else {
         return denied("Invalid URL");
     };
-    let q = query_map(query);
-    let (Some(expires), Some(sig)) = (
-        q.get("Expires").and_then(|e| e.parse::<i64>().ok()),
-        q.get("Signature"),
-    ) else {
-        return denied("Query-string authentication requires the Signature and Expires parameters");
+    let (expires, sig) = match url_signature(query) {
+        Ok(s) => s,
+        Err(m) => return denied(m),
     };
     let doc = match ctx
         .store
@@ -224,7 +230,7 @@ async fn serve_findings(
         crate::catalog::CATALOG_REGION,
         rest,
         expires,
-        sig,
+        &sig,
     ) {
         return denied(
             "The request signature we calculated does not match the signature you provided.",

@@ -292,6 +292,22 @@ async fn the_virtual_clock_moves_timestamps_expiry_and_the_sigv4_window() {
     app.stop().await;
 }
 
+/// One StartBuild run to its end: the build id and the image id it created.
+async fn build_and_image(app: &TestApp) -> (String, String) {
+    let id = app
+        .call("StartBuild", start_body(GOOD_FO, LINUX_AMI))
+        .await
+        .body["BuildId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ami = app.wait_terminal(&id).await["DestinationImage"]["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (id, ami)
+}
+
 #[tokio::test]
 async fn transitions_outcomes_seed_and_faults() {
     let app = spawn(ServeConfig::for_test()).await;
@@ -424,34 +440,16 @@ async fn transitions_outcomes_seed_and_faults() {
     for _ in 0..2 {
         control(&app, "POST", "reset", Some(TOKEN), "{}").await;
         control(&app, "POST", "seed", Some(TOKEN), r#"{"Seed": 42}"#).await;
-        let id = app
-            .call("StartBuild", start_body(GOOD_FO, LINUX_AMI))
-            .await
-            .body["BuildId"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let ami = app.wait_terminal(&id).await["DestinationImage"]["Id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        runs.push((id, ami));
+        runs.push(build_and_image(&app).await);
     }
     assert_eq!(runs[0], runs[1]);
     // a reset alone restarts the seeded sequence: the same ids again, without seeding anew
     control(&app, "POST", "reset", Some(TOKEN), "{}").await;
-    let id = app
-        .call("StartBuild", start_body(GOOD_FO, LINUX_AMI))
-        .await
-        .body["BuildId"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let ami = app.wait_terminal(&id).await["DestinationImage"]["Id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!((id, ami), runs[0], "reset must rewind the seeded ids");
+    assert_eq!(
+        build_and_image(&app).await,
+        runs[0],
+        "reset must rewind the seeded ids"
+    );
     // faults: two throttles, then normal service; a 503; latency only
     let faults = json!({"Rules": [{"Operation": "StartBuild", "Exception": "ThrottlingException", "Count": 2}]});
     control(&app, "PUT", "faults", Some(TOKEN), &faults.to_string()).await;
