@@ -37,6 +37,16 @@ pub enum Command {
     },
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `target`, `fields`).
+    Json,
+}
+
 /// Which store backs the service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StoreKind {
@@ -157,6 +167,9 @@ pub struct ServeConfig {
     /// Milliseconds a client may take to send its request headers.
     #[arg(long, env = "IMAGEBUILD_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
     pub header_timeout_ms: u64,
+    /// Log lines as `text` or `json` (one object a line); every request adds an access line.
+    #[arg(long, env = "IMAGEBUILD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Seconds between SIGTERM and closing the listener, during which `/_imagebuild/ready`
     /// answers 503 while requests are still served (so a load balancer stops sending first).
     #[arg(long, env = "IMAGEBUILD_SHUTDOWN_DELAY_SECONDS", default_value_t = 0)]
@@ -233,6 +246,7 @@ impl ServeConfig {
             response_cache_entries: 128,
             header_timeout_ms: 10_000,
             shutdown_delay_seconds: 0,
+            log_format: LogFormat::Text,
             body_timeout_ms: 30_000,
             clock_offset_seconds: 0,
             sns_endpoint: None,

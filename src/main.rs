@@ -12,14 +12,18 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use imagebuild::app::App;
 use imagebuild::config::{Cli, Command};
 
-fn init_tracing() {
+fn init_tracing(format: imagebuild::config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("IMAGEBUILD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        imagebuild::config::LogFormat::Json => fmt.json().with_current_span(false).init(),
+        imagebuild::config::LogFormat::Text => {
+            fmt.with_ansi(std::io::stderr().is_terminal()).init();
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -60,7 +64,10 @@ fn check_world(file: &std::path::Path) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(match &cli.command {
+        Command::Serve(config) => config.log_format,
+        _ => imagebuild::config::LogFormat::Text,
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -51,10 +51,12 @@ pub async fn serve(
                 .ctx
                 .draining
                 .store(true, std::sync::atomic::Ordering::SeqCst);
-            tracing::info!(
-                delay_s = limits.shutdown_delay.as_secs(),
-                "shutdown: not ready; still accepting for the delay"
-            );
+            if !limits.shutdown_delay.is_zero() {
+                tracing::info!(
+                    delay_s = limits.shutdown_delay.as_secs(),
+                    "shutdown: not ready; still accepting for the delay"
+                );
+            }
             closing_at = Some(tokio::time::Instant::now() + limits.shutdown_delay);
         }
         if closing_at.is_some_and(|at| at <= tokio::time::Instant::now()) {

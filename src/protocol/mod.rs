@@ -82,6 +82,20 @@ impl From<crate::auth::AuthError> for ApiError {
     }
 }
 
+/// What one request's access-log line says beyond its status and sizes, filled in as the
+/// pipeline learns it (never a credential, a signature or a token).
+#[derive(Debug, Default)]
+pub struct RequestLog {
+    /// `AWSMPImageBuilding`, `AWSMPAmiScanning`, `marketplace-catalog`, `control`, `console`.
+    pub service: &'static str,
+    /// The operation (or the control-plane path).
+    pub operation: String,
+    /// The authenticated account.
+    pub account: String,
+    /// The region of the credential scope.
+    pub region: String,
+}
+
 /// The caller of an operation: the authenticated principal, and the scheme and host it reached
 /// the service at (for URLs handed back).
 #[must_use]

@@ -196,8 +196,11 @@ impl Service {
         route: Route,
         req: Request<Incoming>,
         request_id: &str,
+        log: &mut super::RequestLog,
     ) -> Response<Full<Bytes>> {
-        match self.rest_pipeline(route, req).await {
+        log.service = "marketplace-catalog";
+        log.operation = route.name.to_string();
+        match self.rest_pipeline(route, req, log).await {
             Ok(body) => json(StatusCode::OK, body, request_id),
             Err(e) => {
                 if e.status.is_server_error() {
@@ -212,6 +215,7 @@ impl Service {
         &self,
         route: Route,
         req: Request<Incoming>,
+        log: &mut super::RequestLog,
     ) -> Result<String, ApiError> {
         let (parts, body) = req.into_parts();
         tracing::Span::current().record("operation", route.name);
@@ -240,6 +244,8 @@ impl Service {
         }
         let input = input_of(route, &parts, &body)?;
         self.injected_fault(route).await?;
+        log.account.clone_from(&principal.account);
+        log.region.clone_from(&principal.region);
         let caller = super::caller_of(principal, &parts.headers);
         Ok(dispatch(&self.ctx, &caller, route.name, Value::Object(input)).await?)
     }

@@ -85,17 +85,46 @@ impl Service {
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let request_id = uuid::Uuid::new_v4().to_string();
         let span = tracing::debug_span!("request", request_id = %request_id, operation = tracing::field::Empty);
-        async move {
-            if req.uri().path().starts_with(crate::control::PREFIX) {
+        let started = std::time::Instant::now();
+        let bytes_in = req
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        let mut log = super::RequestLog::default();
+        let resp = self
+            .route(req, &request_id, &mut log)
+            .instrument(span)
+            .await;
+        access_line(&request_id, &log, &resp, started, bytes_in);
+        resp
+    }
+
+    /// The front door: control plane, console, the Catalog's restJson paths, else awsJson.
+    async fn route(
+        &self,
+        req: Request<Incoming>,
+        request_id: &str,
+        log: &mut super::RequestLog,
+    ) -> Response<Full<Bytes>> {
+        let request_id = request_id.to_string();
+        {
+            let path = req.uri().path();
+            if path.starts_with(crate::control::PREFIX) {
+                log.service = "control";
+                log.operation = path.to_string();
                 return crate::control::handle(&self.ctx, req, &request_id).await;
             }
-            if crate::console::owns(req.uri().path()) {
-                return crate::console::handle(req.method(), req.uri().path());
+            if crate::console::owns(path) {
+                log.service = "console";
+                log.operation = path.to_string();
+                return crate::console::handle(req.method(), path);
             }
-            if let Some(route) = super::rest::route(req.uri().path()) {
-                return self.rest(route, req, &request_id).await;
+            if let Some(route) = super::rest::route(path) {
+                return self.rest(route, req, &request_id, log).await;
             }
-            match self.pipeline(req, &request_id).await {
+            match self.pipeline(req, &request_id, log).await {
                 Ok(resp) => resp,
                 Err(e) => {
                     if e.status.is_server_error() {
@@ -107,14 +136,13 @@ impl Service {
                 }
             }
         }
-        .instrument(span)
-        .await
     }
 
     async fn pipeline(
         &self,
         req: Request<Incoming>,
         request_id: &str,
+        log: &mut super::RequestLog,
     ) -> Result<Response<Full<Bytes>>, ApiError> {
         let (parts, body) = req.into_parts();
         if parts.method != Method::POST {
@@ -133,6 +161,8 @@ impl Service {
                 ApiError::framework("UnknownOperationException", StatusCode::BAD_REQUEST, None)
             })?;
         tracing::Span::current().record("operation", op.name());
+        log.service = op.prefix();
+        log.operation = op.name().to_string();
         let media_ok = parts
             .headers
             .get(hyper::header::CONTENT_TYPE)
@@ -178,6 +208,8 @@ impl Service {
                 _ => OpError::UnauthorizedOperationException(message).into(),
             });
         }
+        log.account.clone_from(&principal.account);
+        log.region.clone_from(&principal.region);
         let caller = super::caller_of(principal, &parts.headers);
 
         let value = parse_json(&body)?;
@@ -259,6 +291,40 @@ impl Service {
             Ok(Ok(collected)) => Ok(collected.to_bytes()),
         }
     }
+}
+
+/// The access-log line of one request (target `imagebuild::access`): request id (the one the
+/// client got in `x-amzn-RequestId`), service, operation, account, region, status, error code,
+/// duration and sizes. Nothing from the request's headers beyond these.
+fn access_line(
+    request_id: &str,
+    log: &super::RequestLog,
+    resp: &Response<Full<Bytes>>,
+    started: std::time::Instant,
+    bytes_in: u64,
+) {
+    let error_code = resp
+        .headers()
+        .get("x-amzn-errortype")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let bytes_out = hyper::body::Body::size_hint(resp.body())
+        .exact()
+        .unwrap_or(0);
+    tracing::info!(
+        target: "imagebuild::access",
+        request_id,
+        service = log.service,
+        operation = %log.operation,
+        account = %log.account,
+        region = %log.region,
+        status = resp.status().as_u16(),
+        error_code,
+        duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        bytes_in,
+        bytes_out,
+        "request"
+    );
 }
 
 /// With signature checks off, the caller is still named by the credential in `Authorization`.

@@ -162,3 +162,29 @@ def test_readiness_turns_503_while_draining_then_the_server_exits(start_server):
     assert get("ready") == (503, {"Ready": False, "Reason": "draining"})
     assert get("health")[0] == 200, "liveness is not readiness"
     assert s.proc.wait(20) == 0
+
+
+def test_json_access_log_names_each_request_and_never_a_secret(start_server, accounts):
+    """--log-format json: one access line per request, with the request id the client saw;
+    secret keys, signatures and session tokens never reach the log."""
+    s = start_server("--in-memory", "--accounts", accounts, "--log-format", "json", *FAST)
+    temp = make_client(s.endpoint, access_key=TEMP[0], secret_key=TEMP[1], aws_session_token=TEMP[2])
+    sent = []
+    temp.meta.events.register("before-send", lambda request, **kw: sent.append(request.headers["Authorization"]))
+    ok = start(temp)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        temp.describe_builds(Filters=[{"Name": "colour", "Values": ["x"]}])
+    seen = [ok["ResponseMetadata"]["RequestId"], e.value.response["ResponseMetadata"]["RequestId"]]
+    assert s.stop() == 0
+    lines = [json.loads(x) for x in s.log if x.startswith("{")]
+    assert len(lines) == len([x for x in s.log if x.strip()]), "every line is JSON"
+    access = {x["fields"]["request_id"]: x["fields"] for x in lines if x["target"] == "imagebuild::access"}
+    first, second = access[seen[0]], access[seen[1]]
+    assert (first["service"], first["operation"], first["account"], first["region"], first["status"], first["error_code"]) == \
+        ("AWSMPImageBuilding", "StartBuild", "111122223333", "us-east-1", 200, "")
+    assert (second["operation"], second["status"], second["error_code"]) == ("DescribeBuilds", 400, "InvalidFilterException")
+    assert second["bytes_in"] > 0 and second["bytes_out"] > 0 and second["duration_us"] >= 0
+    text = "".join(s.log)
+    signatures = [(a.decode() if isinstance(a, bytes) else a).split("Signature=")[1] for a in sent]
+    for secret in [TEMP[1], TEMP[2], ALICE[1], *signatures]:
+        assert secret not in text, secret
