@@ -158,7 +158,11 @@ async fn advance_change_set(
             }
             break;
         }
-        match crate::worker::catalog::step(ctx, &doc, ctx.clock.now_ms()).await {
+        let stepped = {
+            let _pass = ctx.worker.pass().await;
+            crate::worker::catalog::step(ctx, &doc, ctx.clock.now_ms()).await
+        };
+        match stepped {
             Ok(()) | Err(crate::store::StoreError::ConditionFailed) => {}
             Err(e) => return store_failure(&e, request_id),
         }

@@ -79,6 +79,10 @@ impl Default for OpsConfig {
 #[derive(Debug, Clone, Default)]
 pub struct WorkerHandle {
     notify: Arc<tokio::sync::Notify>,
+    /// Held by each worker pass, so the background worker and a control-plane `advance` never
+    /// step the same records at once (which would let a scripted outcome meant for one record
+    /// be taken by the pass that then loses the record's version race).
+    steps: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl WorkerHandle {
@@ -90,6 +94,11 @@ impl WorkerHandle {
     /// Waits until woken.
     pub async fn woken(&self) {
         self.notify.notified().await;
+    }
+
+    /// Waits for the right to run a worker pass in this process.
+    pub async fn pass(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.steps.lock().await
     }
 }
 

@@ -448,6 +448,7 @@ async fn tick_scans(ctx: &Ctx, now: i64) -> Result<usize, StoreError> {
 /// # Errors
 /// A store failure (the caller backs off and retries).
 pub async fn tick(ctx: &Ctx, now: i64) -> Result<TickReport, StoreError> {
+    let _pass = ctx.worker.pass().await;
     let scans_advanced = tick_scans(ctx, now).await?;
     let change_sets_advanced = catalog::tick(ctx, now).await?;
     let due = ctx.store.due_builds(now, 64).await?;
