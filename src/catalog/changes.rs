@@ -764,84 +764,13 @@ fn add_delivery_options(
     }
     let opt = &d["DeliveryOptions"][0]["Details"];
     let source_id = (env.new_id)();
-    let (source, option) = if let Some(a) = opt.get("AmiDeliveryOptionDetails") {
-        let src = &a["AmiSource"];
-        if let Some(t) = s_field(a, "RecommendedInstanceType") {
-            if !p.instance_types.is_empty() && !p.instance_types.iter().any(|x| x == t) {
-                return err(
-                    "RECOMMENDED_INSTANCE_TYPE_NOT_AVAILABLE",
-                    "Provide an existing, available instance type.",
-                );
-            }
-        }
-        let (arch, virt) = prepared
-            .ami
-            .clone()
-            .unwrap_or_else(|| ("x86_64".into(), "hvm".into()));
-        let source = Source::AmazonMachineImage {
-            id: source_id.clone(),
-            image: s_field(src, "AmiId").unwrap_or_default().into(),
-            architecture: arch.clone(),
-            virtualization_type: virt,
-            operating_system: serde_json::json!({
-                "Name": src.get("OperatingSystemName"), "Version": src.get("OperatingSystemVersion"),
-                "Username": src.get("UserName"), "ScanningPort": src.get("ScanningPort").cloned().unwrap_or(Value::from(22)),
-            }),
-        };
-        let mut details = a.clone();
-        if let Some(o) = details.as_object_mut() {
-            o.remove("AmiSource");
-        }
-        let option = DeliveryOption {
-            id: (env.new_id)(),
-            kind: "AmazonMachineImage".into(),
-            source_id: source_id.clone(),
-            title: format!("({arch}) Amazon Machine Image"),
-            restricted: false,
-            details,
-        };
-        (source, option)
-    } else {
-        let pk = &opt["PackageDeliveryOptionDetails"];
-        let group = s_field(pk, "PackageGroupName")
-            .unwrap_or_default()
-            .to_string();
-        if env.used_groups.contains(&group) || p.versions.iter().flat_map(|v| &v.sources).any(|s| matches!(s, Source::SoftwarePackage { package_group_name, .. } if *package_group_name == group)) {
-            return err("DUPLICATE_PACKAGE_GROUP_NAME", format!("The package group name {group} was used before. Package group names can never be reused; provide a new one."));
-        }
-        let platform = s_field(pk, "Platform").unwrap_or("Linux").to_string();
-        let source = Source::SoftwarePackage {
-            id: source_id.clone(),
-            package_group_name: group,
-            installer_url: pk["Installer"]["Url"].as_str().unwrap_or_default().into(),
-            installer_type: pk["Installer"]["Type"].as_str().unwrap_or_default().into(),
-            platform: platform.clone(),
-            operating_systems: pk["OperatingSystems"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|o| {
-                    format!(
-                        "{} {}",
-                        o["Name"].as_str().unwrap_or_default(),
-                        o["Version"].as_str().unwrap_or_default()
-                    )
-                })
-                .collect(),
-        };
-        let mut details = Map::new();
-        if let Some(u) = pk.get("UsageInstructions") {
-            details.insert("UsageInstructions".into(), u.clone());
-        }
-        let option = DeliveryOption {
-            id: (env.new_fo)(),
-            kind: "SoftwarePackage".into(),
-            source_id: source_id.clone(),
-            title: format!("({platform}) Software package"),
-            restricted: false,
-            details: Value::Object(details),
-        };
-        (source, option)
+    let delivered = match opt.get("AmiDeliveryOptionDetails") {
+        Some(a) => ami_delivery(p, a, prepared, &source_id, env),
+        None => package_delivery(p, &opt["PackageDeliveryOptionDetails"], &source_id, env),
+    };
+    let (source, option) = match delivered {
+        Ok(x) => x,
+        Err(e) => return e,
     };
     p.versions.push(Version {
         id: (env.new_id)(),
@@ -855,6 +784,102 @@ fn add_delivery_options(
         delivery_options: vec![option],
     });
     Vec::new()
+}
+
+/// A version's source and delivery option, or why it cannot be added.
+type Delivered = Result<(Source, DeliveryOption), Vec<ErrorDetail>>;
+
+/// An AMI version: the scanned AMI (its facts from the scan) and a launchable option.
+fn ami_delivery(
+    p: &Product,
+    a: &Value,
+    prepared: &Prepared,
+    source_id: &str,
+    env: &mut Env<'_>,
+) -> Delivered {
+    let src = &a["AmiSource"];
+    if let Some(t) = s_field(a, "RecommendedInstanceType") {
+        if !p.instance_types.is_empty() && !p.instance_types.iter().any(|x| x == t) {
+            return Err(err(
+                "RECOMMENDED_INSTANCE_TYPE_NOT_AVAILABLE",
+                "Provide an existing, available instance type.",
+            ));
+        }
+    }
+    let (arch, virt) = prepared
+        .ami
+        .clone()
+        .unwrap_or_else(|| ("x86_64".into(), "hvm".into()));
+    let source = Source::AmazonMachineImage {
+        id: source_id.into(),
+        image: s_field(src, "AmiId").unwrap_or_default().into(),
+        architecture: arch.clone(),
+        virtualization_type: virt,
+        operating_system: serde_json::json!({
+            "Name": src.get("OperatingSystemName"), "Version": src.get("OperatingSystemVersion"),
+            "Username": src.get("UserName"), "ScanningPort": src.get("ScanningPort").cloned().unwrap_or(Value::from(22)),
+        }),
+    };
+    let mut details = a.clone();
+    if let Some(o) = details.as_object_mut() {
+        o.remove("AmiSource");
+    }
+    let option = DeliveryOption {
+        id: (env.new_id)(),
+        kind: "AmazonMachineImage".into(),
+        source_id: source_id.into(),
+        title: format!("({arch}) Amazon Machine Image"),
+        restricted: false,
+        details,
+    };
+    Ok((source, option))
+}
+
+/// A package version: the installer and its operating systems, and a `fo-…` option to build.
+fn package_delivery(p: &Product, pk: &Value, source_id: &str, env: &mut Env<'_>) -> Delivered {
+    let group = s_field(pk, "PackageGroupName")
+        .unwrap_or_default()
+        .to_string();
+    let used_here = p.versions.iter().flat_map(|v| &v.sources).any(|s| {
+        matches!(s, Source::SoftwarePackage { package_group_name, .. } if *package_group_name == group)
+    });
+    if used_here || env.used_groups.contains(&group) {
+        return Err(err("DUPLICATE_PACKAGE_GROUP_NAME", format!("The package group name {group} was used before. Package group names can never be reused; provide a new one.")));
+    }
+    let platform = s_field(pk, "Platform").unwrap_or("Linux").to_string();
+    let operating_systems = pk["OperatingSystems"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|o| {
+            format!(
+                "{} {}",
+                o["Name"].as_str().unwrap_or_default(),
+                o["Version"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    let source = Source::SoftwarePackage {
+        id: source_id.into(),
+        package_group_name: group,
+        installer_url: pk["Installer"]["Url"].as_str().unwrap_or_default().into(),
+        installer_type: pk["Installer"]["Type"].as_str().unwrap_or_default().into(),
+        platform: platform.clone(),
+        operating_systems,
+    };
+    let mut details = Map::new();
+    if let Some(u) = pk.get("UsageInstructions") {
+        details.insert("UsageInstructions".into(), u.clone());
+    }
+    let option = DeliveryOption {
+        id: (env.new_fo)(),
+        kind: "SoftwarePackage".into(),
+        source_id: source_id.into(),
+        title: format!("({platform}) Software package"),
+        restricted: false,
+        details: Value::Object(details),
+    };
+    Ok((source, option))
 }
 
 fn update_delivery_options(p: &mut Product, d: &Value) -> Vec<ErrorDetail> {

@@ -179,65 +179,15 @@ async fn ami_scan(
     a: &Value,
     url: &str,
 ) -> Result<Option<catalog::Pending>, StoreError> {
-    let mut p = cs.changes[i].pending.clone();
-    let src = &a["AmiSource"];
-    let ami = src["AmiId"].as_str().unwrap_or_default().to_string();
+    let p = cs.changes[i].pending.clone();
+    let ami = a["AmiSource"]["AmiId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let Some(scan_id) = p.scan_id.clone() else {
-        let world = ctx.world();
-        let image = crate::ops::find_image(ctx, &world, catalog::CATALOG_REGION, &ami)
-            .await
-            .ok()
-            .flatten();
-        if let Some(code) = image
-            .as_ref()
-            .and_then(|i| i.product_codes.first())
-            .filter(|_| image.as_ref().is_some_and(|i| i.owner_id == cs.owner))
-        {
-            p.done = true;
-            p.errors = vec![ErrorDetail::new(
-                "EXISTING_AMI_PRODUCT_CODE",
-                format!("Remove product code {code} attached to image {ami}."),
-            )];
-            return Ok(Some(p));
-        }
-        let input = crate::ops::scans::StartScansInput {
-            client_token: Some(format!("{}-{i}", cs.id)),
-            images: Some(vec![crate::ops::scans::ImageScanIn {
-                source_image_id: Some(ami.clone()),
-                access_role_arn: src["AccessRoleArn"].as_str().map(str::to_string),
-                os_user_name: src["UserName"].as_str().map(str::to_string),
-                scanning_port: src["ScanningPort"].as_i64(),
-                product_id: Some(cs.changes[i].entity_id.clone()).filter(|id| {
-                    world
-                        .product(id)
-                        .is_some_and(|w| w.seller_account_id == cs.owner)
-                }),
-            }]),
-            sns_topic_arn: None,
-        };
-        let caller = Caller {
-            account: cs.owner.clone(),
-            region: catalog::CATALOG_REGION.into(),
-            base_url: url.into(),
-        };
-        match crate::ops::scans::start_scans(ctx, &caller, input).await {
-            Ok(out) => p.scan_id = out.scans.first().map(|s| s.scan_id.clone()),
-            Err(OpError::InternalServerErrorException(m)) => {
-                p.done = true;
-                p.server_fault = true;
-                p.fault = m;
-            }
-            Err(e) => {
-                p.done = true;
-                p.errors = start_error(
-                    &e,
-                    &ami,
-                    &cs.owner,
-                    src["AccessRoleArn"].as_str().unwrap_or_default(),
-                );
-            }
-        }
-        return Ok(Some(p));
+        return Ok(Some(
+            start_ami_scan(ctx, cs, i, &a["AmiSource"], url, p).await,
+        ));
     };
     let Some(scan) = ctx.store.get_scan(&scan_id).await? else {
         return Ok(None);
@@ -245,8 +195,85 @@ async fn ami_scan(
     if !scan.status.is_terminal() {
         return Ok(None);
     }
+    let world = ctx.world();
+    let image = crate::ops::find_image(ctx, &world, catalog::CATALOG_REGION, &ami)
+        .await
+        .ok()
+        .flatten();
+    Ok(Some(scan_ended(p, &scan, &ami, &cs.owner, image.as_ref())))
+}
+
+/// Starts the scan of an AMI version through StartScans (its token is the change's, so a
+/// retried step finds the same scan), unless the image carries a product code.
+async fn start_ami_scan(
+    ctx: &Ctx,
+    cs: &ChangeSet,
+    i: usize,
+    src: &Value,
+    url: &str,
+    mut p: catalog::Pending,
+) -> catalog::Pending {
+    let ami = src["AmiId"].as_str().unwrap_or_default().to_string();
+    let world = ctx.world();
+    let image = crate::ops::find_image(ctx, &world, catalog::CATALOG_REGION, &ami)
+        .await
+        .ok()
+        .flatten()
+        .filter(|i| i.owner_id == cs.owner);
+    if let Some(code) = image.as_ref().and_then(|i| i.product_codes.first()) {
+        p.done = true;
+        p.errors = vec![ErrorDetail::new(
+            "EXISTING_AMI_PRODUCT_CODE",
+            format!("Remove product code {code} attached to image {ami}."),
+        )];
+        return p;
+    }
+    let input = crate::ops::scans::StartScansInput {
+        client_token: Some(format!("{}-{i}", cs.id)),
+        images: Some(vec![crate::ops::scans::ImageScanIn {
+            source_image_id: Some(ami.clone()),
+            access_role_arn: src["AccessRoleArn"].as_str().map(str::to_string),
+            os_user_name: src["UserName"].as_str().map(str::to_string),
+            scanning_port: src["ScanningPort"].as_i64(),
+            product_id: Some(cs.changes[i].entity_id.clone()).filter(|id| {
+                world
+                    .product(id)
+                    .is_some_and(|w| w.seller_account_id == cs.owner)
+            }),
+        }]),
+        sns_topic_arn: None,
+    };
+    let caller = Caller {
+        account: cs.owner.clone(),
+        region: catalog::CATALOG_REGION.into(),
+        base_url: url.into(),
+    };
+    match crate::ops::scans::start_scans(ctx, &caller, input).await {
+        Ok(out) => p.scan_id = out.scans.first().map(|s| s.scan_id.clone()),
+        Err(OpError::InternalServerErrorException(m)) => {
+            p.done = true;
+            p.server_fault = true;
+            p.fault = m;
+        }
+        Err(e) => {
+            p.done = true;
+            let role = src["AccessRoleArn"].as_str().unwrap_or_default();
+            p.errors = start_error(&e, &ami, &cs.owner, role);
+        }
+    }
+    p
+}
+
+/// What a finished scan means for its AMI version: its errors, findings and the AMI's facts.
+fn scan_ended(
+    mut p: catalog::Pending,
+    scan: &crate::scan::Scan,
+    ami: &str,
+    owner: &str,
+    image: Option<&crate::world::Image>,
+) -> catalog::Pending {
     p.done = true;
-    p.errors = scan_errors(&scan, &ami, &cs.owner);
+    p.errors = scan_errors(scan, ami, owner);
     p.server_fault = scan.status == ScanStatus::InternalError;
     if p.server_fault {
         p.fault = scan
@@ -267,13 +294,8 @@ async fn ami_scan(
             )
         })
         .collect();
-    let world = ctx.world();
-    let image = crate::ops::find_image(ctx, &world, catalog::CATALOG_REGION, &ami)
-        .await
-        .ok()
-        .flatten();
     p.ami = image.map(|img| (img.architecture.clone(), img.virtualization_type.clone()));
-    Ok(Some(p))
+    p
 }
 
 fn start_error(e: &OpError, ami: &str, owner: &str, role: &str) -> Vec<ErrorDetail> {
