@@ -647,8 +647,14 @@ impl World {
     /// each naming its field.
     #[must_use]
     pub fn problems(&self) -> Vec<WorldError> {
-        let problem = |path: String, message: String| WorldError::Invalid { path, message };
         let mut problems = Vec::new();
+        self.image_problems(&mut problems);
+        self.product_problems(&mut problems);
+        self.reference_problems(&mut problems);
+        problems
+    }
+
+    fn image_problems(&self, problems: &mut Vec<WorldError>) {
         let mut image_ids = HashSet::new();
         for (i, img) in self.images.iter().enumerate() {
             if !is_image_id(&img.image_id) {
@@ -715,6 +721,9 @@ impl World {
                 }
             }
         }
+    }
+
+    fn product_problems(&self, problems: &mut Vec<WorldError>) {
         let mut product_ids = HashSet::new();
         let mut option_ids = HashSet::new();
         for (i, p) in self.products.iter().enumerate() {
@@ -778,6 +787,15 @@ impl World {
                 }
             }
         }
+    }
+
+    /// Subscriptions, topics, roles and exemptions, and what they refer to.
+    fn reference_problems(&self, problems: &mut Vec<WorldError>) {
+        let product_ids: HashSet<&str> = self
+            .products
+            .iter()
+            .map(|p| p.product_id.as_str())
+            .collect();
         for (i, s) in self.subscriptions.iter().enumerate() {
             if !is_account_id(&s.account_id) {
                 problems.push(problem(
@@ -837,7 +855,6 @@ impl World {
                 }
             }
         }
-        problems
     }
 
     /// Checks the document is consistent.
@@ -943,6 +960,11 @@ fn display_path(p: &str) -> String {
     } else {
         p.to_string()
     }
+}
+
+/// An inconsistency of the world document at `path`.
+fn problem(path: String, message: String) -> WorldError {
+    WorldError::Invalid { path, message }
 }
 
 /// True for `ami-` followed by 8 or 17 lowercase hex digits.
