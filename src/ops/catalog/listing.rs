@@ -96,34 +96,7 @@ pub async fn list_change_sets(
             "FilterList: Member must have length less than or equal to 8",
         ));
     }
-    for f in &filters {
-        let name = f.get("Name").and_then(Value::as_str).unwrap_or_default();
-        let values: Vec<String> = f
-            .get("ValueList")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect();
-        let one = values.first().cloned().unwrap_or_default();
-        let bound = || {
-            crate::clock::parse_iso8601_basic(&one.replace(['-', ':'], "")).ok_or_else(|| {
-                invalid(format!(
-                    "Filter {name}: '{one}' is not a timestamp (YYYY-MM-DDTHH:MM:SSZ)"
-                ))
-            })
-        };
-        match name {
-            "ChangeSetName" => sets.retain(|c| values.contains(&c.name)),
-            "Status" => sets.retain(|c| values.iter().any(|v| v == c.status.as_str())),
-            "EntityId" => sets.retain(|c| c.entity_ids.iter().any(|e| values.contains(e))),
-            "BeforeStartTime" => { let t = bound()?; sets.retain(|c| c.start_ms <= t) }
-            "AfterStartTime" => { let t = bound()?; sets.retain(|c| c.start_ms >= t) }
-            "BeforeEndTime" => { let t = bound()?; sets.retain(|c| c.end_ms.is_some_and(|e| e <= t)) }
-            "AfterEndTime" => { let t = bound()?; sets.retain(|c| c.end_ms.is_some_and(|e| e >= t)) }
-            other => return Err(invalid(format!("Filter name '{other}' is not supported. Supported: ChangeSetName, Status, EntityId, BeforeStartTime, AfterStartTime, BeforeEndTime, AfterEndTime."))),
-        }
-    }
+    filter_change_sets(&mut sets, &filters)?;
     let sort = input.get("Sort").cloned().unwrap_or(json!({}));
     let by_end = match sort.get("SortBy").and_then(Value::as_str) {
         None | Some("StartTime") => false,
@@ -164,6 +137,33 @@ pub async fn list_change_sets(
         items.iter().map(render::change_set_summary).collect(),
         next,
     ))
+}
+
+/// Applies ListChangeSets' `FilterList` (values within a filter OR'ed, filters AND'ed).
+fn filter_change_sets(sets: &mut Vec<ChangeSet>, filters: &[Value]) -> Result<(), CatalogError> {
+    for f in filters {
+        let name = f.get("Name").and_then(Value::as_str).unwrap_or_default();
+        let values = values_of(f);
+        let one = values.first().cloned().unwrap_or_default();
+        let bound = || {
+            crate::clock::parse_iso8601_basic(&one.replace(['-', ':'], "")).ok_or_else(|| {
+                invalid(format!(
+                    "Filter {name}: '{one}' is not a timestamp (YYYY-MM-DDTHH:MM:SSZ)"
+                ))
+            })
+        };
+        match name {
+            "ChangeSetName" => sets.retain(|c| values.contains(&c.name)),
+            "Status" => sets.retain(|c| values.iter().any(|v| v == c.status.as_str())),
+            "EntityId" => sets.retain(|c| c.entity_ids.iter().any(|e| values.contains(e))),
+            "BeforeStartTime" => { let t = bound()?; sets.retain(|c| c.start_ms <= t) }
+            "AfterStartTime" => { let t = bound()?; sets.retain(|c| c.start_ms >= t) }
+            "BeforeEndTime" => { let t = bound()?; sets.retain(|c| c.end_ms.is_some_and(|e| e <= t)) }
+            "AfterEndTime" => { let t = bound()?; sets.retain(|c| c.end_ms.is_some_and(|e| e >= t)) }
+            other => return Err(invalid(format!("Filter name '{other}' is not supported. Supported: ChangeSetName, Status, EntityId, BeforeStartTime, AfterStartTime, BeforeEndTime, AfterEndTime."))),
+        }
+    }
+    Ok(())
 }
 
 /// Every entity of the caller: stored ones and world products the API has not changed.

@@ -284,6 +284,76 @@ struct Submitted {
     reference: Option<String>,
 }
 
+/// `Details` (JSON object text) or `DetailsDocument`, never both; neither is `{}`.
+fn details_of(c: &Value, at: &dyn Fn(&str) -> CatalogError) -> Result<Value, CatalogError> {
+    Ok(match (c.get("Details"), c.get("DetailsDocument")) {
+        (Some(_), Some(_)) => return Err(at("Details: Use either Details or DetailsDocument, but not both.")),
+        (Some(Value::String(s)), None) => match serde_json::from_str::<Value>(s) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => return Err(at("Details: The input for this change type could not be read. Submit a properly formatted input: Details must be a JSON object.")),
+        },
+        (Some(_), None) => return Err(at("Details: expected a string")),
+        (None, Some(d)) => d.clone(),
+        (None, None) => json!({}),
+    })
+}
+
+/// Which entity a change names: an id (with an optional `@revision`) or a `$Name` reference.
+struct Target {
+    entity_id: String,
+    revision: Option<u64>,
+    reference: Option<String>,
+}
+
+fn target_of(
+    identifier: Option<&str>,
+    change_type: &str,
+    at: &dyn Fn(&str) -> CatalogError,
+) -> Result<Target, CatalogError> {
+    let mut t = Target {
+        entity_id: String::new(),
+        revision: None,
+        reference: None,
+    };
+    if let Some(ident) = identifier {
+        if changes::creates(change_type) {
+            return Err(at(&format!(
+                "Entity.Identifier: {change_type} creates a new entity and takes no Identifier."
+            )));
+        }
+        if let Some(r) = ident.strip_prefix('$') {
+            let target = r.strip_suffix(".Entity.Identifier").ok_or_else(|| at(&format!("Entity.Identifier: '{ident}' is not a reference of the form $ChangeName.Entity.Identifier")))?;
+            t.reference = Some(target.to_string());
+        } else {
+            let (id, rev) = match ident.split_once('@') {
+                Some((id, rev)) => (
+                    id,
+                    Some(rev.parse::<u64>().map_err(|_| {
+                        at(&format!(
+                            "Entity.Identifier: '{ident}' has an invalid revision"
+                        ))
+                    })?),
+                ),
+                None => (ident, None),
+            };
+            if id.is_empty()
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(at(&format!(
+                    "Entity.Identifier: '{ident}' is not a valid entity identifier"
+                )));
+            }
+            t.entity_id = id.to_string();
+            t.revision = rev;
+        }
+    } else if !changes::creates(change_type) {
+        return Err(at("Entity.Identifier: Member must not be null"));
+    }
+    Ok(t)
+}
+
 fn parse_change(i: usize, c: &Value) -> Result<Submitted, CatalogError> {
     let at = |m: &str| invalid(format!("ChangeSet[{i}].{m}"));
     let change_type = c
@@ -305,16 +375,7 @@ fn parse_change(i: usize, c: &Value) -> Result<Submitted, CatalogError> {
             "ChangeType: Unsupported change type '{change_type}' for entity type '{entity_type}'."
         )));
     }
-    let details = match (c.get("Details"), c.get("DetailsDocument")) {
-        (Some(_), Some(_)) => return Err(at("Details: Use either Details or DetailsDocument, but not both.")),
-        (Some(Value::String(s)), None) => match serde_json::from_str::<Value>(s) {
-            Ok(v @ Value::Object(_)) => v,
-            _ => return Err(at("Details: The input for this change type could not be read. Submit a properly formatted input: Details must be a JSON object.")),
-        },
-        (Some(_), None) => return Err(at("Details: expected a string")),
-        (None, Some(d)) => d.clone(),
-        (None, None) => json!({}),
-    };
+    let details = details_of(c, &at)?;
     changes::check_shape(entity_type, change_type, &details)
         .map_err(|m| at(&format!("Details: {change_type}: {m}")))?;
     let name = c
@@ -328,43 +389,11 @@ fn parse_change(i: usize, c: &Value) -> Result<Submitted, CatalogError> {
         .get("Identifier")
         .and_then(Value::as_str)
         .map(str::to_string);
-    let (mut entity_id, mut revision, mut reference) = (String::new(), None, None);
-    if let Some(ident) = &identifier {
-        if changes::creates(change_type) {
-            return Err(at(&format!(
-                "Entity.Identifier: {change_type} creates a new entity and takes no Identifier."
-            )));
-        }
-        if let Some(r) = ident.strip_prefix('$') {
-            let target = r.strip_suffix(".Entity.Identifier").ok_or_else(|| at(&format!("Entity.Identifier: '{ident}' is not a reference of the form $ChangeName.Entity.Identifier")))?;
-            reference = Some(target.to_string());
-        } else {
-            let (id, rev) = match ident.split_once('@') {
-                Some((id, rev)) => (
-                    id,
-                    Some(rev.parse::<u64>().map_err(|_| {
-                        at(&format!(
-                            "Entity.Identifier: '{ident}' has an invalid revision"
-                        ))
-                    })?),
-                ),
-                None => (ident.as_str(), None),
-            };
-            if id.is_empty()
-                || !id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
-                return Err(at(&format!(
-                    "Entity.Identifier: '{ident}' is not a valid entity identifier"
-                )));
-            }
-            entity_id = id.to_string();
-            revision = rev;
-        }
-    } else if !changes::creates(change_type) {
-        return Err(at("Entity.Identifier: Member must not be null"));
-    }
+    let Target {
+        entity_id,
+        revision,
+        reference,
+    } = target_of(identifier.as_deref(), change_type, &at)?;
     let entity_tags = parse_tags(c.get("EntityTags"), &format!("ChangeSet[{i}].EntityTags"))?;
     Ok(Submitted {
         change: Change {
