@@ -74,6 +74,46 @@ pub struct App {
     pub addr: SocketAddr,
     limits: crate::server::Limits,
     sink: Arc<dyn crate::worker::notify::Sink>,
+    metrics_listener: Option<(TcpListener, SocketAddr)>,
+    sweep: crate::worker::sweep::Settings,
+}
+
+/// Opens the configured store, wrapped so that every call is timed; returns it with the
+/// backend's instruments.
+async fn open_store(
+    config: &ServeConfig,
+) -> Result<(Arc<dyn Store>, crate::store::metrics::StoreMetrics), StartError> {
+    let (backend, metrics): (Arc<dyn Store>, _) = match config.store {
+        crate::config::StoreKind::Dynamodb => {
+            let d = crate::store::dynamo::DynamoStore::connect(
+                &config.dynamodb_table,
+                config.dynamodb_endpoint.as_deref(),
+            )
+            .await;
+            d.check_schema().await?;
+            let m = d.metrics();
+            (Arc::new(d), m)
+        }
+        crate::config::StoreKind::Sqlite => {
+            let s = if config.in_memory {
+                SqliteStore::in_memory()?
+            } else {
+                SqliteStore::open(&config.data_dir)?
+            };
+            let m = s.metrics();
+            (Arc::new(s), m)
+        }
+    };
+    let timed = crate::store::instrumented::Instrumented::new(backend, metrics.clone());
+    Ok((Arc::new(timed), metrics))
+}
+
+/// Binds `addr`, resolving port 0.
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let bind_error = |source| StartError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, bound))
 }
 
 impl App {
@@ -118,21 +158,11 @@ impl App {
             Some(path) => World::from_file(path)?,
             None => World::demo()?,
         };
-        let store: Arc<dyn Store> = match config.store {
-            crate::config::StoreKind::Dynamodb => {
-                let d = crate::store::dynamo::DynamoStore::connect(
-                    &config.dynamodb_table,
-                    config.dynamodb_endpoint.as_deref(),
-                )
-                .await;
-                d.check_schema().await?;
-                Arc::new(d)
-            }
-            crate::config::StoreKind::Sqlite if config.in_memory => {
-                Arc::new(SqliteStore::in_memory()?)
-            }
-            crate::config::StoreKind::Sqlite => Arc::new(SqliteStore::open(&config.data_dir)?),
-        };
+        let (store, store_metrics) = open_store(config).await?;
+        let metrics = Arc::new(crate::metrics::Metrics::new(
+            store_metrics,
+            std::time::Duration::from_secs(config.metrics_status_seconds),
+        ));
         let sns = match &config.sns_endpoint {
             Some(endpoint) => Some(Arc::new(crate::sns::Sns::connect(endpoint).await)),
             None => None,
@@ -167,6 +197,7 @@ impl App {
                 config.response_cache_entries.saturating_mul(32),
             ),
             draining: std::sync::atomic::AtomicBool::new(false),
+            metrics,
         });
         let model = Model::parse(IMAGE_BUILD_MODEL)?;
         let credentials = match &config.accounts {
@@ -181,17 +212,11 @@ impl App {
             credentials,
             config.protocol(),
         ));
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+        let (listener, addr) = bind(config.listen).await?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
         let sink: Arc<dyn crate::worker::notify::Sink> = match sns {
             Some(s) => s,
             None => Arc::new(crate::worker::notify::KeepSink),
@@ -206,6 +231,12 @@ impl App {
                 shutdown_delay: std::time::Duration::from_secs(config.shutdown_delay_seconds),
             },
             sink,
+            metrics_listener,
+            sweep: crate::worker::sweep::Settings {
+                every: std::time::Duration::from_secs(config.reservation_sweep_seconds.max(1)),
+                grace_ms: i64::try_from(config.reservation_grace_seconds.saturating_mul(1000))
+                    .unwrap_or(i64::MAX),
+            },
         })
     }
 
@@ -213,9 +244,27 @@ impl App {
     pub async fn run(self, shutdown: tokio::sync::watch::Receiver<bool>) {
         let ctx = self.service.ctx.clone();
         let worker = tokio::spawn(crate::worker::run(ctx.clone(), shutdown.clone()));
-        let notifier = tokio::spawn(crate::worker::notify::run(ctx, self.sink, shutdown.clone()));
+        let notifier = tokio::spawn(crate::worker::notify::run(
+            ctx.clone(),
+            self.sink,
+            shutdown.clone(),
+        ));
+        let sweep = tokio::spawn(crate::worker::sweep::run(
+            ctx.clone(),
+            self.sweep,
+            shutdown.clone(),
+        ));
+        if let Some((listener, addr)) = self.metrics_listener {
+            tracing::info!("metrics on http://{addr}/metrics");
+            tokio::spawn(crate::server::serve_metrics(
+                listener,
+                ctx,
+                shutdown.clone(),
+            ));
+        }
         crate::server::serve(self.listener, self.service, self.limits, shutdown).await;
         let _ = worker.await;
         let _ = notifier.await;
+        let _ = sweep.await;
     }
 }

@@ -9,7 +9,11 @@ use clap::{Args, Parser, Subcommand};
 
 /// AWS Marketplace Image Build Service (and AMI scanning), wire-compatible.
 #[derive(Debug, Parser)]
-#[command(name = "imagebuild", version, about)]
+#[command(
+    name = "imagebuild",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("IMAGEBUILD_GIT_COMMIT"), ")"),
+    about
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -174,6 +178,29 @@ pub struct ServeConfig {
     /// answers 503 while requests are still served (so a load balancer stops sending first).
     #[arg(long, env = "IMAGEBUILD_SHUTDOWN_DELAY_SECONDS", default_value_t = 0)]
     pub shutdown_delay_seconds: u64,
+    /// Also serve the Prometheus exposition as `/metrics` on this address (it is always at
+    /// `/_imagebuild/metrics` on the main one).
+    #[arg(long, env = "IMAGEBUILD_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Seconds a scrape reuses the store's counts of builds, scans and change sets by status
+    /// (`imagebuild_resources`) before counting again; 0 counts at every scrape.
+    #[arg(long, env = "IMAGEBUILD_METRICS_STATUS_SECONDS", default_value_t = 15)]
+    pub metrics_status_seconds: u64,
+    /// Seconds between passes of the DynamoDB in-progress reservation sweep.
+    #[arg(
+        long,
+        env = "IMAGEBUILD_RESERVATION_SWEEP_SECONDS",
+        default_value_t = 30
+    )]
+    pub reservation_sweep_seconds: u64,
+    /// Seconds after which a StartBuild slot reservation whose build was never written is
+    /// given back (far longer than any StartBuild takes).
+    #[arg(
+        long,
+        env = "IMAGEBUILD_RESERVATION_GRACE_SECONDS",
+        default_value_t = 120
+    )]
+    pub reservation_grace_seconds: u64,
     /// Milliseconds a client may take to send its request body.
     #[arg(long, env = "IMAGEBUILD_BODY_TIMEOUT_MS", default_value_t = 30_000)]
     pub body_timeout_ms: u64,
@@ -246,6 +273,10 @@ impl ServeConfig {
             response_cache_entries: 128,
             header_timeout_ms: 10_000,
             shutdown_delay_seconds: 0,
+            metrics_listen: None,
+            metrics_status_seconds: 0,
+            reservation_sweep_seconds: 30,
+            reservation_grace_seconds: 120,
             log_format: LogFormat::Text,
             body_timeout_ms: 30_000,
             clock_offset_seconds: 0,

@@ -837,6 +837,26 @@ async fn advance_one(
     Ok((after.view(), after.is_terminal()))
 }
 
+/// The Prometheus exposition of this instance (`GET /_imagebuild/metrics`, and `/metrics` on
+/// `--metrics-listen`).
+pub async fn metrics_response(ctx: &Ctx) -> Response<Full<Bytes>> {
+    let body = ctx.metrics.render(ctx.store.as_ref()).await;
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+    );
+    resp
+}
+
+/// A bare 404 (the metrics listener's answer to any other path).
+#[must_use]
+pub fn not_found() -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from_static(b"Not Found\n")));
+    *resp.status_mut() = StatusCode::NOT_FOUND;
+    resp
+}
+
 /// Handles a request under `PREFIX`.
 pub async fn handle(
     ctx: &Ctx,
@@ -865,6 +885,7 @@ pub async fn handle(
     }
     match path.as_str() {
         "ready" => ready(ctx, request_id).await,
+        "metrics" => metrics_response(ctx).await,
         "health" => {
             let world = ctx.world();
             let (status, store) = match ctx.store.next_due_ms().await {

@@ -62,6 +62,10 @@ pub async fn serve(
         if closing_at.is_some_and(|at| at <= tokio::time::Instant::now()) {
             break;
         }
+        if permits.available_permits() == 0 {
+            // At the cap: the next connection waits in the backlog for a free slot.
+            service.ctx.metrics.rejected("connection_cap");
+        }
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             _ = shutdown.changed(), if closing_at.is_none() => continue,
@@ -95,8 +99,12 @@ pub async fn serve(
                 }),
             );
         let conn = graceful.watch(conn);
+        let metrics = service.ctx.metrics.clone();
         tokio::spawn(async move {
             if let Err(e) = conn.await {
+                if e.is_timeout() {
+                    metrics.rejected("header_timeout");
+                }
                 tracing::debug!(%peer, error = %e, "connection ended with error");
             }
             drop(permit);
@@ -112,5 +120,45 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("drain timed out; closing remaining connections");
+    }
+}
+
+/// Serves the exposition as `GET /metrics` on its own listener (`--metrics-listen`) until
+/// `shutdown`; anything else is 404. A scrape reads atomics and, at most every
+/// `--metrics-status-seconds`, the store: it never holds up requests on the main listener.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    ctx: Arc<crate::ops::Ctx>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        let Ok((stream, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let ctx = ctx.clone();
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(10))
+            .serve_connection(
+                TokioIo::new(stream),
+                service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let ctx = ctx.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(if req.uri().path() == "/metrics" {
+                            crate::control::metrics_response(&ctx).await
+                        } else {
+                            crate::control::not_found()
+                        })
+                    }
+                }),
+            );
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
     }
 }

@@ -349,6 +349,8 @@ pub async fn start_build(
     let stored = match outcome {
         CreateOutcome::Created => {
             ctx.worker.wake();
+            ctx.metrics
+                .transition("build", "new", build.status.as_str());
             tracing::info!(build_id = %build.build_id, account = %build.account, region = %build.region, "build started");
             build
         }
@@ -858,6 +860,10 @@ mod tests {
             pages: crate::ops::page_cache::PageCache::new(0),
             fragments: crate::ops::page_cache::FragmentCache::new(0),
             draining: std::sync::atomic::AtomicBool::new(false),
+            metrics: std::sync::Arc::new(crate::metrics::Metrics::new(
+                crate::store::metrics::StoreMetrics::default(),
+                std::time::Duration::ZERO,
+            )),
         }
     }
 

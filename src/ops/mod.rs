@@ -142,6 +142,8 @@ pub struct Ctx {
     pub fragments: page_cache::FragmentCache,
     /// True once shutdown began: in-flight requests finish, readiness answers 503.
     pub draining: std::sync::atomic::AtomicBool,
+    /// Instruments (`/_imagebuild/metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Ctx {

@@ -407,6 +407,7 @@ pub async fn start_scans(
     let stored = match outcome {
         ScanCreateOutcome::Created => {
             ctx.worker.wake();
+            count_new(ctx, &scans);
             tracing::info!(count = scans.len(), account = %caller.account, "scans started");
             scans
         }
@@ -531,6 +532,7 @@ pub async fn resubmit_scan(
     let stored = match outcome {
         ScanCreateOutcome::Created => {
             ctx.worker.wake();
+            count_new(ctx, std::slice::from_ref(&scan));
             tracing::info!(scan_id = %scan.scan_id, previous = %previous.scan_id, "scan resubmitted");
             scan
         }
@@ -1036,6 +1038,13 @@ pub async fn describe_scan_findings(
         findings,
         next_token,
     })
+}
+
+/// Counts new scans in `imagebuild_transitions_total`.
+fn count_new(ctx: &Ctx, scans: &[Scan]) {
+    for s in scans {
+        ctx.metrics.transition("scan", "new", s.status.as_str());
+    }
 }
 
 #[cfg(test)]

@@ -93,11 +93,15 @@ impl Service {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
         let mut log = super::RequestLog::default();
+        let in_flight = InFlight::enter(&self.ctx.metrics);
         let resp = self
             .route(req, &request_id, &mut log)
             .instrument(span)
             .await;
-        access_line(&request_id, &log, &resp, started, bytes_in);
+        drop(in_flight);
+        let done = Done::of(&resp, started, bytes_in);
+        access_line(&request_id, &log, &done);
+        record(&self.ctx.metrics, &log, &done);
         resp
     }
 
@@ -293,24 +297,54 @@ impl Service {
     }
 }
 
+/// Counts a request in flight for as long as it lives (also when the client goes away and
+/// the request is dropped unanswered).
+struct InFlight<'a>(&'a crate::metrics::Metrics);
+
+impl<'a> InFlight<'a> {
+    fn enter(m: &'a crate::metrics::Metrics) -> Self {
+        m.http.in_flight.inc();
+        Self(m)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.http.in_flight.dec();
+    }
+}
+
+/// What the access log and the metrics say of an answered request.
+struct Done<'a> {
+    status: u16,
+    error_code: &'a str,
+    elapsed: Duration,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+impl<'a> Done<'a> {
+    fn of(resp: &'a Response<Full<Bytes>>, started: std::time::Instant, bytes_in: u64) -> Self {
+        Self {
+            status: resp.status().as_u16(),
+            error_code: resp
+                .headers()
+                .get("x-amzn-errortype")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(""),
+            elapsed: started.elapsed(),
+            bytes_in,
+            bytes_out: hyper::body::Body::size_hint(resp.body())
+                .exact()
+                .unwrap_or(0),
+        }
+    }
+}
+
 /// The access-log line of one request (target `imagebuild::access`): request id (the one the
 /// client got in `x-amzn-RequestId`), service, operation, account, region, status, error code,
 /// duration and sizes. Nothing from the request's headers beyond these.
-fn access_line(
-    request_id: &str,
-    log: &super::RequestLog,
-    resp: &Response<Full<Bytes>>,
-    started: std::time::Instant,
-    bytes_in: u64,
-) {
-    let error_code = resp
-        .headers()
-        .get("x-amzn-errortype")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let bytes_out = hyper::body::Body::size_hint(resp.body())
-        .exact()
-        .unwrap_or(0);
+fn access_line(request_id: &str, log: &super::RequestLog, done: &Done<'_>) {
     tracing::info!(
         target: "imagebuild::access",
         request_id,
@@ -318,13 +352,58 @@ fn access_line(
         operation = %log.operation,
         account = %log.account,
         region = %log.region,
-        status = resp.status().as_u16(),
-        error_code,
-        duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-        bytes_in,
-        bytes_out,
+        status = done.status,
+        error_code = done.error_code,
+        duration_us = u64::try_from(done.elapsed.as_micros()).unwrap_or(u64::MAX),
+        bytes_in = done.bytes_in,
+        bytes_out = done.bytes_out,
         "request"
     );
+}
+
+/// Counts the request in `imagebuild_http_*`. Control-plane and console paths are labelled by
+/// their first segment (`logs`, `advance`, …; `page`), so ids never become label values.
+fn record(m: &crate::metrics::Metrics, log: &super::RequestLog, done: &Done<'_>) {
+    use crate::metrics::{OperationLabels, RequestLabels, ServiceLabels};
+    let service = if log.service.is_empty() {
+        "unknown"
+    } else {
+        log.service
+    };
+    let operation = match service {
+        "control" => log
+            .operation
+            .trim_start_matches(crate::control::PREFIX)
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        "console" => "page".to_string(),
+        _ => log.operation.clone(),
+    };
+    let labels = RequestLabels {
+        service,
+        operation,
+        status: done.status,
+        error_code: done.error_code.to_string(),
+    };
+    m.http.requests.get_or_create(&labels).inc();
+    let op = OperationLabels {
+        service,
+        operation: labels.operation,
+    };
+    m.http
+        .duration
+        .get_or_create(&op)
+        .observe(done.elapsed.as_secs_f64());
+    let svc = ServiceLabels { service };
+    m.http.bytes_in.get_or_create(&svc).inc_by(done.bytes_in);
+    m.http.bytes_out.get_or_create(&svc).inc_by(done.bytes_out);
+    match done.error_code {
+        "RequestEntityTooLargeException" => m.rejected("body_too_large"),
+        "RequestTimeoutException" => m.rejected("body_timeout"),
+        _ => {}
+    }
 }
 
 /// With signature checks off, the caller is still named by the credential in `Authorization`.

@@ -1377,6 +1377,9 @@ impl Store for FailingStore {
     async fn write_docs(&self, _: &[super::DocWrite]) -> Result<(), StoreError> {
         Err(StoreError::Unavailable("injected".into()))
     }
+    async fn status_counts(&self, _: &[&str]) -> Result<Vec<super::StatusCount>, StoreError> {
+        Err(StoreError::Unavailable("injected".into()))
+    }
     async fn clear_notifications(&self, _: Option<&str>) -> Result<(), StoreError> {
         Err(StoreError::Unavailable("injected".into()))
     }

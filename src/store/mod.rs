@@ -9,6 +9,8 @@
 //! Depends on: domain, world (image shape).
 
 pub mod dynamo;
+pub mod instrumented;
+pub mod metrics;
 pub mod sqlite;
 
 #[cfg(test)]
@@ -369,6 +371,28 @@ pub enum DocWrite {
     },
 }
 
+/// How many records of one kind are in one status (`imagebuild_resources`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusCount {
+    /// `build`, `scan`, or a document kind (`changeset`).
+    pub resource: String,
+    /// The status as on the wire.
+    pub status: String,
+    /// How many.
+    pub count: u64,
+}
+
+/// What one pass of the reservation sweep did (see `Store::sweep_reservations`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sweep {
+    /// This instance held the sweep lease for the pass.
+    pub held: bool,
+    /// The lease was taken over from another instance whose lease had run out.
+    pub took_over: bool,
+    /// Reservations released (slots given back) because their build never came.
+    pub released: u32,
+}
+
 /// The persistence contract of the service.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -500,6 +524,25 @@ pub trait Store: Send + Sync + 'static {
 
     /// Applies every write or none: `ConditionFailed` when any expected version does not hold.
     async fn write_docs(&self, writes: &[DocWrite]) -> Result<(), StoreError>;
+
+    /// Counts builds and scans by status, and the documents of each of `doc_kinds` by the
+    /// `Status` member of their body (a full pass over those records: callers cache it).
+    async fn status_counts(&self, doc_kinds: &[&str]) -> Result<Vec<StatusCount>, StoreError>;
+
+    /// One pass of the in-progress reservation sweep, under a lease that one instance (`owner`)
+    /// holds at a time: a StartBuild slot reserved more than `grace_ms` ago whose build was
+    /// never written (its instance died between the reservation and the transaction) is given
+    /// back. Stores whose counters move in the same transaction as the builds have nothing to
+    /// sweep.
+    async fn sweep_reservations(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        grace_ms: i64,
+    ) -> Result<Sweep, StoreError> {
+        let _ = (owner, now_ms, grace_ms);
+        Ok(Sweep::default())
+    }
 
     /// A number that changes after every committed write this store could have seen, read before
     /// a listing so that an answer rendered from it can be reused until the next write; `None`

@@ -23,7 +23,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
     BuildQuery, CreateOutcome, Cursor, Doc, DocWrite, Effects, OutboxEntry, Page,
-    ScanCreateOutcome, ScanPage, ScanQuery, SigningKey, Store, StoreError, TokenClaim,
+    ScanCreateOutcome, ScanPage, ScanQuery, SigningKey, StatusCount, Store, StoreError, TokenClaim,
 };
 use crate::domain::{Build, BuildStatus, CreatedImage, InstallerLogs, Notification};
 use crate::scan::{Scan, ScanStatus};
@@ -121,6 +121,8 @@ struct Inner {
     committing: std::sync::atomic::AtomicBool,
     /// Held for the store's life: one process per data dir (`None` in memory).
     _dir_lock: Option<std::fs::File>,
+    /// Group-commit sizes and COMMIT latency.
+    metrics: super::metrics::StoreMetrics,
 }
 
 /// The SQLite-backed store.
@@ -230,6 +232,7 @@ impl SqliteStore {
                 pending: Mutex::default(),
                 committing: std::sync::atomic::AtomicBool::new(false),
                 _dir_lock: dir_lock,
+                metrics: super::metrics::StoreMetrics::default(),
             }),
         })
     }
@@ -250,8 +253,15 @@ impl SqliteStore {
                 pending: Mutex::default(),
                 committing: std::sync::atomic::AtomicBool::new(false),
                 _dir_lock: None,
+                metrics: super::metrics::StoreMetrics::default(),
             }),
         })
+    }
+
+    /// This store's instruments (shared: clones record into the same series).
+    #[must_use]
+    pub fn metrics(&self) -> super::metrics::StoreMetrics {
+        self.inner.metrics.clone()
     }
 
     /// Bulk-loads builds in one transaction (benchmarks and large fixtures); no tokens, no
@@ -419,7 +429,15 @@ impl Inner {
             }
             completions.push(complete);
         }
+        let commit_started = std::time::Instant::now();
         let committed = run("COMMIT").map(|_| ()).map_err(|e| e.to_string());
+        self.metrics
+            .commit_seconds
+            .observe(commit_started.elapsed().as_secs_f64());
+        #[allow(clippy::cast_precision_loss)] // a group is at most a few thousand writes
+        self.metrics
+            .group_commit_writes
+            .observe(completions.len() as f64);
         if committed.is_err() && !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
         }
@@ -1607,6 +1625,47 @@ impl Store for SqliteStore {
         let writes = writes.to_vec();
         self.write(move |tx| writes.iter().try_for_each(|w| write_doc(tx, w)))
             .await
+    }
+
+    async fn status_counts(&self, doc_kinds: &[&str]) -> Result<Vec<StatusCount>, StoreError> {
+        let kinds: Vec<String> = doc_kinds.iter().map(|k| (*k).to_string()).collect();
+        self.read(move |conn| {
+            let mut out = Vec::new();
+            let mut count = |resource: &str, sql: &str, arg: Option<&str>| {
+                let mut st = conn.prepare_cached(sql).map_err(unavailable)?;
+                let rows = st
+                    .query_map(rusqlite::params_from_iter(arg), |r| {
+                        Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)?))
+                    })
+                    .map_err(unavailable)?;
+                for row in rows {
+                    let (status, n) = row.map_err(unavailable)?;
+                    out.push(StatusCount {
+                        resource: resource.to_string(),
+                        status: status.unwrap_or_default(),
+                        count: u64::try_from(n).unwrap_or(0),
+                    });
+                }
+                Ok::<(), StoreError>(())
+            };
+            count(
+                "build",
+                "SELECT status, COUNT(*) FROM builds GROUP BY status",
+                None,
+            )?;
+            count(
+                "scan",
+                "SELECT status, COUNT(*) FROM scans GROUP BY status",
+                None,
+            )?;
+            for kind in &kinds {
+                let sql = "SELECT json_extract(body, '$.Status'), COUNT(*) FROM docs \
+                           WHERE kind = ?1 GROUP BY 1";
+                count(kind, sql, Some(kind))?;
+            }
+            Ok(out)
+        })
+        .await
     }
 
     fn generation(&self) -> Option<u64> {

@@ -27,11 +27,24 @@ const POLL_MS: i64 = 1000;
 /// The store failed.
 pub async fn tick(ctx: &Ctx, now: i64) -> Result<usize, StoreError> {
     let due = ctx.store.due_docs(kind::CHANGE_SET, now, 32).await?;
+    super::count_due(ctx, kind::CHANGE_SET, due.len());
     let mut n = 0;
     for doc in due {
+        let timing = super::Step::start(ctx, kind::CHANGE_SET);
+        let before = decode_change_set(&doc).map(|cs| cs.status);
         match step(ctx, &doc, now).await {
-            Ok(()) => n += 1,
-            Err(StoreError::ConditionFailed) => {}
+            Ok(()) => {
+                n += 1;
+                let after = ctx.store.get_doc(kind::CHANGE_SET, &doc.id).await;
+                let after = after
+                    .ok()
+                    .flatten()
+                    .and_then(|d| decode_change_set(&d).ok());
+                if let (Ok(from), Some(to)) = (before, after) {
+                    timing.done(from.as_str(), to.status.as_str());
+                }
+            }
+            Err(StoreError::ConditionFailed) => timing.lost(),
             Err(e) => return Err(e),
         }
     }

@@ -10,6 +10,7 @@
 
 pub mod catalog;
 pub mod notify;
+pub mod sweep;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -394,12 +395,14 @@ async fn image_of(
 /// Advances every due scan by one step.
 async fn tick_scans(ctx: &Ctx, now: i64) -> Result<usize, StoreError> {
     let due = ctx.store.due_scans(now, 64).await?;
+    count_due(ctx, "scan", due.len());
     if due.is_empty() {
         return Ok(0);
     }
     let world = ctx.world();
     let mut advanced = 0;
     for s in due {
+        let step = Step::start(ctx, "scan");
         let image = image_of(ctx, &world, &s.region, &s.source_image_id).await?;
         let due = |st| ctx.harness.due_scan(&ctx.config, st, now);
         let rule = match &s.scripted {
@@ -426,6 +429,7 @@ async fn tick_scans(ctx: &Ctx, now: i64) -> Result<usize, StoreError> {
         {
             Ok(()) => {
                 advanced += 1;
+                step.done(s.status.as_str(), next.status.as_str());
                 tracing::info!(scan_id = %next.scan_id, status = next.status.as_str(), "scan advanced");
             }
             Err(e) => {
@@ -436,6 +440,7 @@ async fn tick_scans(ctx: &Ctx, now: i64) -> Result<usize, StoreError> {
                 if !matches!(e, StoreError::ConditionFailed) {
                     return Err(e);
                 }
+                step.lost();
                 tracing::debug!(scan_id = %s.scan_id, "scan advanced elsewhere");
             }
         }
@@ -452,8 +457,10 @@ pub async fn tick(ctx: &Ctx, now: i64) -> Result<TickReport, StoreError> {
     let scans_advanced = tick_scans(ctx, now).await?;
     let change_sets_advanced = catalog::tick(ctx, now).await?;
     let due = ctx.store.due_builds(now, 64).await?;
+    count_due(ctx, "build", due.len());
     let mut advanced = 0;
     for b in due {
+        let step = Step::start(ctx, "build");
         let world = crate::ops::catalog::world_for(ctx, &b.fulfillment_option_ids).await?;
         let source = image_of(ctx, &world, &b.region, &b.source_image_id).await?;
         let rule = ctx.harness.take_outcome(&b, source.as_ref());
@@ -486,6 +493,7 @@ pub async fn tick(ctx: &Ctx, now: i64) -> Result<TickReport, StoreError> {
         match ctx.store.update_build(&next, b.version, &effects).await {
             Ok(()) => {
                 advanced += 1;
+                step.done(b.status.as_str(), next.status.as_str());
                 if next.status != b.status {
                     tracing::info!(build_id = %next.build_id, status = next.status.as_str(), "build finished");
                 }
@@ -498,6 +506,7 @@ pub async fn tick(ctx: &Ctx, now: i64) -> Result<TickReport, StoreError> {
                 if !matches!(e, StoreError::ConditionFailed) {
                     return Err(e);
                 }
+                step.lost();
                 tracing::debug!(build_id = %b.build_id, "build advanced elsewhere");
             }
         }
@@ -506,6 +515,60 @@ pub async fn tick(ctx: &Ctx, now: i64) -> Result<TickReport, StoreError> {
         advanced: advanced + scans_advanced + change_sets_advanced,
         next_due_ms: next_due(ctx).await?,
     })
+}
+
+/// Sets `imagebuild_worker_due` for `resource`.
+pub(crate) fn count_due(ctx: &Ctx, resource: &'static str, n: usize) {
+    ctx.metrics
+        .work
+        .due
+        .get_or_create(&crate::metrics::ResourceLabels { resource })
+        .set(i64::try_from(n).unwrap_or(i64::MAX));
+}
+
+/// One worker step of one record, as the metrics see it.
+pub(crate) struct Step<'a> {
+    ctx: &'a Ctx,
+    resource: &'static str,
+    started: std::time::Instant,
+}
+
+impl<'a> Step<'a> {
+    pub(crate) fn start(ctx: &'a Ctx, resource: &'static str) -> Self {
+        Self {
+            ctx,
+            resource,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    fn labels(&self) -> crate::metrics::ResourceLabels {
+        crate::metrics::ResourceLabels {
+            resource: self.resource,
+        }
+    }
+
+    /// The step was written: its latency, and the transition if the status changed.
+    pub(crate) fn done(&self, from: &'static str, to: &'static str) {
+        let m = &self.ctx.metrics;
+        m.work
+            .step
+            .get_or_create(&self.labels())
+            .observe(self.started.elapsed().as_secs_f64());
+        if from != to {
+            m.transition(self.resource, from, to);
+        }
+    }
+
+    /// The step's version-fenced write lost to another writer.
+    pub(crate) fn lost(&self) {
+        self.ctx
+            .metrics
+            .work
+            .fenced_writes_lost
+            .get_or_create(&self.labels())
+            .inc();
+    }
 }
 
 /// The earliest due time of any build, scan or change set.

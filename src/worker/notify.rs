@@ -43,11 +43,14 @@ pub async fn deliver_pending(
     sink: &dyn Sink,
 ) -> Result<usize, crate::store::StoreError> {
     let pending = ctx.store.pending_notifications(100).await?;
+    let backlog = i64::try_from(pending.len()).unwrap_or(i64::MAX);
+    ctx.metrics.work.outbox_backlog.set(backlog);
     let mut done = Vec::new();
     for entry in &pending {
         match sink.deliver(&entry.notification).await {
             Ok(()) => done.push(entry.id.clone()),
             Err(e) => {
+                ctx.metrics.work.sns_publish_failures.inc();
                 tracing::warn!(topic = %entry.notification.topic_arn, error = %e, "notification delivery failed; will retry");
                 break;
             }

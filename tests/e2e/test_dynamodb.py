@@ -20,6 +20,9 @@ from conftest import BIN, GOOD_FO, LINUX_AMI, ROLE, free_port, make_client, make
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
 
 
+FAST_DDB = ["--provision-seconds", "0", "--install-seconds", "0", "--imaging-seconds", "0"]
+
+
 def dynamo_args(endpoint, table, *extra):
     return ["--store", "dynamodb", "--dynamodb-table", table, "--dynamodb-endpoint", endpoint, *extra]
 
@@ -270,3 +273,64 @@ def test_catalog_on_dynamodb_across_two_instances(moto, table, start_server):
     assert fo_11.startswith("fo-")
     listed = ca.list_entities(Catalog="AWSMarketplace", EntityType="AmiProduct")["EntitySummaryList"]
     assert product in [e["EntityId"] for e in listed]
+
+
+def metric(text, line_prefix):
+    """The value of the one sample starting with `line_prefix` in a Prometheus exposition."""
+    for line in text.splitlines():
+        if line.startswith(line_prefix + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no sample {line_prefix} in:\n{text}")
+
+
+def test_a_slot_leaked_by_a_killed_instance_comes_back(moto, table, start_server):
+    """kill -9 between StartBuild's slot reservation and its transaction: the quota slot is taken
+    and no build exists; another instance's sweep gives it back within its period."""
+    limit = ["--max-concurrent-builds", "1"]
+    doomed = start_server(*dynamo_args(moto, table, *FAST_DDB, *limit, "--reservation-sweep-seconds", "1",
+                                       "--reservation-grace-seconds", "2"),
+                          env={**AWS_ENV, "IMAGEBUILD_FAILPOINT": "after-build-reservation"})
+    c = make_client(doomed.endpoint)
+    hung = concurrent.futures.ThreadPoolExecutor(1).submit(lambda: start(c))
+    deadline = time.time() + 20
+    while not any("failpoint reached" in line for line in doomed.log):
+        assert time.time() < deadline, "".join(doomed.log)
+        time.sleep(0.05)
+    doomed.proc.send_signal(signal.SIGKILL)
+    doomed.proc.wait(10)
+    with pytest.raises(Exception):
+        hung.result(timeout=20)  # the client never got an answer
+
+    s = start_server(*dynamo_args(moto, table, *FAST_DDB, *limit, "--reservation-sweep-seconds", "1",
+                                  "--reservation-grace-seconds", "2", "--control-token", "t",
+                                  "--metrics-status-seconds", "0"), env=AWS_ENV)
+    c = make_client(s.endpoint)
+    assert c.describe_builds()["Builds"] == []
+    # The slot is still held by the build that never was...
+    with pytest.raises(c.exceptions.BuildLimitExceededException):
+        start(c)
+    # ...until the sweep gives it back: the dead instance's lease lapses (3 x grace), then the
+    # reservation is older than the grace period.
+    deadline = time.time() + 30
+    while True:
+        try:
+            build_id = start(c)["BuildId"]
+            break
+        except c.exceptions.BuildLimitExceededException:
+            assert time.time() < deadline, "the leaked slot never came back"
+            time.sleep(0.5)
+    assert wait_terminal(c, build_id)["Status"] == "Succeeded"
+    with urllib.request.urlopen(f"{s.endpoint}/_imagebuild/metrics") as r:
+        text = r.read().decode()
+    assert metric(text, "imagebuild_worker_reservations_released_total") == 1
+    assert metric(text, 'imagebuild_worker_lease_takeovers_total{lease="sweep"}') == 1
+    assert metric(text, 'imagebuild_resources{resource="build",status="Succeeded"}') == 1
+    assert metric(text, 'imagebuild_store_dynamodb_calls_total{api="TransactWriteItems",status="200"}') >= 2
+    assert any(line.startswith("imagebuild_store_dynamodb_condition_failures_total ") and not line.endswith(" 0")
+               for line in text.splitlines()), "the refused StartBuilds were conditional-check failures"
+    # Nothing is left reserved once the build is written.
+    ddb = boto3.client("dynamodb", endpoint_url=moto, region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    item = ddb.get_item(TableName=table, Key={"PK": {"S": "C#123456789012#us-east-1"}, "SK": {"S": "C"}},
+                        ConsistentRead=True)["Item"]
+    assert item["n"] == {"N": "0"} and "pending" not in item, item

@@ -585,6 +585,8 @@ pub async fn start_change_set(
         Err(e) => return Err(e.into()),
     }
     ctx.worker.wake();
+    ctx.metrics
+        .transition(kind::CHANGE_SET, "new", Status::Preparing.as_str());
     tracing::info!(change_set = %cs.id, account = %caller.account, "change set started");
     Ok(json!({"ChangeSetId": cs.id, "ChangeSetArn": cs.arn()}))
 }
@@ -875,7 +877,14 @@ pub async fn cancel_change_set(
     cs.end_ms = Some(ctx.clock.now_ms());
     let writes = finish_writes(ctx, &doc, &cs).await?;
     match ctx.store.write_docs(&writes).await {
-        Ok(()) => Ok(json!({"ChangeSetId": cs.id, "ChangeSetArn": cs.arn()})),
+        Ok(()) => {
+            ctx.metrics.transition(
+                kind::CHANGE_SET,
+                Status::Preparing.as_str(),
+                Status::Cancelled.as_str(),
+            );
+            Ok(json!({"ChangeSetId": cs.id, "ChangeSetArn": cs.arn()}))
+        }
         Err(StoreError::ConditionFailed) => Err(CatalogError::ResourceInUseException(format!(
             "Change set {id} changed status while it was being cancelled; describe it and retry."
         ))),

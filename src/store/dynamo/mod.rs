@@ -44,12 +44,16 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use rand::RngCore;
 
+use super::metrics::StoreMetrics;
 use super::{
     BuildQuery, CreateOutcome, Cursor, Doc, DocWrite, Effects, OutboxEntry, Page,
-    ScanCreateOutcome, ScanPage, ScanQuery, SigningKey, Store, StoreError, TokenClaim,
+    ScanCreateOutcome, ScanPage, ScanQuery, SigningKey, StatusCount, Store, StoreError, TokenClaim,
 };
 use crate::domain::{Build, BuildStatus, CreatedImage, InstallerLogs, Notification};
 use crate::scan::Scan;
+
+mod observe;
+mod sweep;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -75,6 +79,7 @@ const SCAN_BUDGET_FACTOR: usize = 10;
 pub struct DynamoStore {
     client: Client,
     table: Arc<str>,
+    metrics: StoreMetrics,
 }
 
 /// One TLS stack (rustls + ring) for every AWS client of the service.
@@ -319,6 +324,24 @@ fn marker_item(x: &Scan) -> Item {
     ])
 }
 
+/// The (resource, status) an item counts under in `status_counts`, if any.
+fn status_of(item: &Item, doc_kinds: &[&str]) -> Option<(String, String)> {
+    let pk = get_s(item, "PK")?;
+    match get_s(item, "SK")? {
+        "B" if pk.starts_with("B#") => Some(("build".into(), get_s(item, "status")?.into())),
+        "S" if pk.starts_with("S#") => Some(("scan".into(), get_s(item, "status")?.into())),
+        "D" => {
+            let kind = pk.strip_prefix("D#")?.split('#').next()?;
+            if !doc_kinds.contains(&kind) {
+                return None;
+            }
+            let body: serde_json::Value = serde_json::from_str(get_s(item, "body")?).ok()?;
+            Some((kind.into(), body.get("Status")?.as_str()?.into()))
+        }
+        _ => None,
+    }
+}
+
 fn newest_first(v: &mut [Scan]) {
     v.sort_by(|x, y| (y.created_ms, &y.scan_id).cmp(&(x.created_ms, &x.scan_id)));
 }
@@ -327,10 +350,23 @@ impl DynamoStore {
     /// Wraps a client and a table name (tests, and `from_endpoint`).
     #[must_use]
     pub fn new(client: Client, table: &str) -> Self {
+        let metrics = StoreMetrics::default();
+        let observed = client
+            .config()
+            .to_builder()
+            .interceptor(observe::Observer::new(metrics.clone()))
+            .build();
         Self {
-            client,
+            client: Client::from_conf(observed),
             table: Arc::from(table),
+            metrics,
         }
+    }
+
+    /// This store's instruments (shared: clones record into the same series).
+    #[must_use]
+    pub fn metrics(&self) -> StoreMetrics {
+        self.metrics.clone()
     }
 
     /// A client for an explicit endpoint with static credentials (tests, local servers).
@@ -976,6 +1012,9 @@ impl Store for DynamoStore {
             }
         };
         let counter_pk = format!("C#{}#{}", build.account, build.region);
+        // The slot is reserved under the build's name (see `sweep`): should this instance die
+        // before the transaction below, the sweep gives the slot back.
+        let reservation = sweep::reservation(build);
         if build.status == BuildStatus::InProgress {
             let r = self
                 .client
@@ -983,14 +1022,17 @@ impl Store for DynamoStore {
                 .table_name(&*self.table)
                 .key("PK", s(counter_pk.clone()))
                 .key("SK", s("C"))
-                .update_expression("ADD n :one")
+                .update_expression("ADD n :one, pending :r SET G4PK = :ctr, G4SK = :pk")
                 .condition_expression("attribute_not_exists(n) OR n < :limit")
                 .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":r", AttributeValue::Ss(vec![reservation.clone()]))
+                .expression_attribute_values(":ctr", s(sweep::COUNTERS))
+                .expression_attribute_values(":pk", s(counter_pk.clone()))
                 .expression_attribute_values(":limit", n(i64::from(max_in_progress)))
                 .send()
                 .await;
             match r {
-                Ok(_) => {}
+                Ok(_) => sweep::failpoint("after-build-reservation").await,
                 Err(e) if condition_failed(&e) => {
                     release(self).await;
                     return Ok(CreateOutcome::LimitExceeded {
@@ -1015,6 +1057,15 @@ impl Store for DynamoStore {
         if let Some(nt) = notification {
             items.push(put(table, notification_item(nt)?, None)?);
         }
+        if build.status == BuildStatus::InProgress {
+            // The reservation becomes the build: gone in the same transaction that writes it, and
+            // the transaction fails if the sweep has given the slot back meanwhile.
+            items.push(sweep::settle_in_transaction(
+                table,
+                &counter_pk,
+                &reservation,
+            )?);
+        }
         if let Some(pk) = &token_pk {
             let u = Update::builder()
                 .table_name(table)
@@ -1030,18 +1081,10 @@ impl Store for DynamoStore {
             items.push(TransactWriteItem::builder().update(u).build());
         }
         if let Err(e) = self.transact(items).await {
-            // Undo the claims so a retry can proceed.
+            // Undo the claims so a retry can proceed (the slot only if the sweep has not
+            // given it back already).
             if build.status == BuildStatus::InProgress {
-                let _ = self
-                    .client
-                    .update_item()
-                    .table_name(table)
-                    .key("PK", s(counter_pk))
-                    .key("SK", s("C"))
-                    .update_expression("ADD n :d")
-                    .expression_attribute_values(":d", n(-1))
-                    .send()
-                    .await;
+                let _ = self.release_slot(&counter_pk, &reservation).await;
             }
             release(self).await;
             return Err(unavailable(e));
@@ -1165,6 +1208,13 @@ impl Store for DynamoStore {
             .send()
             .await;
         match leased {
+            Ok(_) if current.contains_key("lease_until") => {
+                // A lease left by an instance that died between its lease and its write.
+                self.metrics
+                    .lease_takeovers
+                    .get_or_create(&super::metrics::LeaseLabels { lease: "build" })
+                    .inc();
+            }
             Ok(_) => {}
             Err(e) if condition_failed(&e) => {
                 return Err(StoreError::ConditionFailed);
@@ -1543,6 +1593,50 @@ impl Store for DynamoStore {
             .map(|w| doc_write_item(&self.table, w))
             .collect::<Result<Vec<_>, _>>()?;
         self.transact_fenced(items).await
+    }
+
+    async fn status_counts(&self, doc_kinds: &[&str]) -> Result<Vec<StatusCount>, StoreError> {
+        // A scan of the whole table: the metrics refresh caches it (`--metrics-status-seconds`).
+        let mut tally: std::collections::BTreeMap<(String, String), u64> = Default::default();
+        let mut start = None;
+        loop {
+            let r = self
+                .client
+                .scan()
+                .table_name(&*self.table)
+                .projection_expression("PK, SK, #st, body")
+                .expression_attribute_names("#st", "status")
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in r.items() {
+                if let Some(key) = status_of(item, doc_kinds) {
+                    *tally.entry(key).or_default() += 1;
+                }
+            }
+            match r.last_evaluated_key() {
+                Some(k) => start = Some(k.clone()),
+                None => break,
+            }
+        }
+        Ok(tally
+            .into_iter()
+            .map(|((resource, status), count)| StatusCount {
+                resource,
+                status,
+                count,
+            })
+            .collect())
+    }
+
+    async fn sweep_reservations(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        grace_ms: i64,
+    ) -> Result<super::Sweep, StoreError> {
+        self.sweep(owner, now_ms, grace_ms).await
     }
 
     async fn reset(&self, account: Option<&str>) -> Result<(), StoreError> {
