@@ -68,6 +68,12 @@ impl ShiftableClock {
         self.shift_ms.fetch_add(ms.max(0), Ordering::SeqCst);
     }
 
+    /// Takes the clock back to no shift: only after everything recorded was deleted (a whole
+    /// harness reset), when no stored expiry can come undone.
+    pub fn rewind(&self) {
+        self.shift_ms.store(0, Ordering::SeqCst);
+    }
+
     /// The total shift so far.
     #[must_use]
     pub fn shift_ms(&self) -> i64 {

@@ -471,6 +471,15 @@ async fn mutate(
         }
         ("POST", "reset") => {
             let account = body.get("AccountId").and_then(Value::as_str);
+            let harness = body.get("Harness").and_then(Value::as_bool).unwrap_or(false);
+            if harness && account.is_some() {
+                return control_error(
+                    StatusCode::BAD_REQUEST,
+                    "ValidationException",
+                    "Harness resets the whole service (records, harness settings, clock); leave out AccountId.",
+                    request_id,
+                );
+            }
             if let Some(a) = account {
                 if !crate::world::is_account_id(a) {
                     return control_error(
@@ -483,6 +492,10 @@ async fn mutate(
             }
             match ctx.store.reset(account).await {
                 Ok(()) => {
+                    if harness {
+                        ctx.harness.clear();
+                        ctx.clock_shift.rewind();
+                    }
                     ctx.harness.rewind_seed();
                     json_response(
                         StatusCode::OK,

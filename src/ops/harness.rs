@@ -481,6 +481,16 @@ impl Harness {
         }
     }
 
+    /// Back to a fresh start: configured step lengths, no scripted outcomes, no faults, reviews
+    /// approved, random ids.
+    pub fn clear(&self) {
+        self.set_transition(None, None);
+        self.set_review(Review::default());
+        self.set_outcomes(Vec::new());
+        self.set_faults(Vec::new());
+        self.seed(None);
+    }
+
     /// Restarts the seeded sequence from its seed (a reset's ids repeat those after the seed);
     /// nothing when no seed is set.
     pub fn rewind_seed(&self) {

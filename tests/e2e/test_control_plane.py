@@ -136,3 +136,25 @@ def test_every_modeled_error_is_raised_as_its_boto3_exception(imagebuild, servic
     with pytest.raises(urllib.error.HTTPError) as bad:
         imagebuild.inject([{"Operation": "DeleteEverything"}])
     assert bad.value.code == 400 and "Operation must be one of StartBuild" in bad.value.read().decode()
+
+
+def test_a_harness_reset_is_a_fresh_start_and_refuses_an_account(imagebuild):
+    imagebuild.transition("immediate")
+    imagebuild.inject([{"Operation": "DescribeBuilds", "Exception": "InternalServerErrorException"}])
+    imagebuild.script([{"Resource": "scan", "Status": "Failed", "ErrorCode": "OsLoginFailed"}])
+    imagebuild.review("Hold")
+    imagebuild.control("POST", "seed", {"Seed": 7})
+    assert imagebuild.advance_clock(600)["ShiftSeconds"] == 600
+    with pytest.raises(urllib.error.HTTPError) as e:
+        imagebuild.control("POST", "reset", {"Harness": True, "AccountId": "123456789012"})
+    assert e.value.code == 400 and "leave out AccountId" in json.loads(e.value.read())["message"]
+    assert imagebuild.control("GET", "harness")["Faults"] != [], "a refused reset changed nothing"
+    imagebuild.control("POST", "reset", {"Harness": True})
+    h = imagebuild.control("GET", "harness")
+    assert (h["Outcomes"], h["Faults"], h["Review"]) == ([], [], {"Outcome": "Approve"})
+    assert set(h["Transitions"].values()) == {None}
+    assert imagebuild.control("GET", "clock")["ShiftSeconds"] == 0
+    # A plain reset keeps harness settings, as before.
+    imagebuild.transition("immediate")
+    imagebuild.reset()
+    assert imagebuild.control("GET", "harness")["Transitions"]["build"] is not None
