@@ -62,3 +62,11 @@ row("ListEntities page of 10 (10^4 products) / bare hyper, same bytes",
 row("ListEntities p50, 10^4 / 10 products (page of 10)",
     f"{med('list-entities-10k', 'p50_ms') / med('list-entities-10', 'p50_ms'):.2f}x "
     f"({med('list-entities-10k', 'rps'):,.0f} vs {med('list-entities-10', 'rps'):,.0f} req/s)", "as fast")
+row("metrics + access log on / off, DescribeBuilds (reuse on), same run",
+    f"{med('obs-on-128', 'rps'):,.0f} / {med('obs-off-128', 'rps'):,.0f} req/s = "
+    f"{med('obs-on-128', 'rps') / med('obs-off-128', 'rps'):.1%}", ">= 95 %")
+row("same, answer reuse off",
+    f"{med('obs-on-0', 'rps'):,.0f} / {med('obs-off-0', 'rps'):,.0f} req/s = "
+    f"{med('obs-on-0', 'rps') / med('obs-off-0', 'rps'):.1%}", ">= 95 %")
+row("RSS after load, metrics on / off (reuse on)",
+    f"{med('mem-obs-on-128', 'rss_mb'):.1f} / {med('mem-obs-off-128', 'rss_mb'):.1f} MB", "<= 100 MB")

@@ -104,6 +104,9 @@ async fn open_store(
             (Arc::new(s), m)
         }
     };
+    if config.no_request_metrics {
+        return Ok((backend, metrics));
+    }
     let timed = crate::store::instrumented::Instrumented::new(backend, metrics.clone());
     Ok((Arc::new(timed), metrics))
 }

@@ -181,7 +181,8 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-fn civil_from_ms(ms: i64) -> (i64, i64, i64, i64, i64, i64) {
+/// (year, month, day, hour, minute, second) of epoch milliseconds, UTC.
+pub(crate) fn civil_from_ms(ms: i64) -> (i64, i64, i64, i64, i64, i64) {
     let secs = ms.div_euclid(1000);
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);

@@ -186,6 +186,10 @@ pub struct ServeConfig {
     /// (`imagebuild_resources`) before counting again; 0 counts at every scrape.
     #[arg(long, env = "IMAGEBUILD_METRICS_STATUS_SECONDS", default_value_t = 15)]
     pub metrics_status_seconds: u64,
+    /// Do not count requests or time store calls (the `imagebuild_http_*` and
+    /// `imagebuild_store_call_seconds` families stay empty): only to measure what they cost.
+    #[arg(long, env = "IMAGEBUILD_NO_REQUEST_METRICS", default_value_t = false)]
+    pub no_request_metrics: bool,
     /// Seconds between passes of the DynamoDB in-progress reservation sweep.
     #[arg(
         long,
@@ -275,6 +279,7 @@ impl ServeConfig {
             shutdown_delay_seconds: 0,
             metrics_listen: None,
             metrics_status_seconds: 0,
+            no_request_metrics: false,
             reservation_sweep_seconds: 30,
             reservation_grace_seconds: 120,
             log_format: LogFormat::Text,
@@ -317,6 +322,7 @@ impl ServeConfig {
             max_body_bytes: self.max_body_bytes,
             body_timeout: std::time::Duration::from_millis(self.body_timeout_ms),
             verify_signatures: !self.insecure_no_signature_check,
+            request_metrics: !self.no_request_metrics,
         }
     }
 }

@@ -1,6 +1,5 @@
 //! The `imagebuild` binary: parse configuration, start logging, run until SIGTERM or Ctrl-C.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -11,20 +10,6 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use imagebuild::app::App;
 use imagebuild::config::{Cli, Command};
-
-fn init_tracing(format: imagebuild::config::LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("IMAGEBUILD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        imagebuild::config::LogFormat::Json => fmt.json().with_current_span(false).init(),
-        imagebuild::config::LogFormat::Text => {
-            fmt.with_ansi(std::io::stderr().is_terminal()).init();
-        }
-    }
-}
 
 async fn shutdown_signal() {
     let ctrl_c = async {
@@ -64,7 +49,7 @@ fn check_world(file: &std::path::Path) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(match &cli.command {
+    let _log_guard = imagebuild::logging::init(match &cli.command {
         Command::Serve(config) => config.log_format,
         _ => imagebuild::config::LogFormat::Text,
     });

@@ -39,6 +39,8 @@ pub struct ProtocolConfig {
     pub body_timeout: Duration,
     /// Verify SigV4 signatures (on unless explicitly disabled).
     pub verify_signatures: bool,
+    /// Count every request in `imagebuild_http_*` (off only to measure what that costs).
+    pub request_metrics: bool,
 }
 
 impl Default for ProtocolConfig {
@@ -47,6 +49,7 @@ impl Default for ProtocolConfig {
             max_body_bytes: 1024 * 1024,
             body_timeout: Duration::from_secs(30),
             verify_signatures: true,
+            request_metrics: true,
         }
     }
 }
@@ -93,7 +96,10 @@ impl Service {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
         let mut log = super::RequestLog::default();
-        let in_flight = InFlight::enter(&self.ctx.metrics);
+        let in_flight = self
+            .config
+            .request_metrics
+            .then(|| InFlight::enter(&self.ctx.metrics));
         let resp = self
             .route(req, &request_id, &mut log)
             .instrument(span)
@@ -101,7 +107,9 @@ impl Service {
         drop(in_flight);
         let done = Done::of(&resp, started, bytes_in);
         access_line(&request_id, &log, &done);
-        record(&self.ctx.metrics, &log, &done);
+        if self.config.request_metrics {
+            record(&self.ctx.metrics, &log, &done);
+        }
         resp
     }
 
@@ -349,9 +357,9 @@ fn access_line(request_id: &str, log: &super::RequestLog, done: &Done<'_>) {
         target: "imagebuild::access",
         request_id,
         service = log.service,
-        operation = %log.operation,
-        account = %log.account,
-        region = %log.region,
+        operation = log.operation.as_str(),
+        account = log.account.as_str(),
+        region = log.region.as_str(),
         status = done.status,
         error_code = done.error_code,
         duration_us = u64::try_from(done.elapsed.as_micros()).unwrap_or(u64::MAX),
