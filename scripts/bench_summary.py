@@ -70,3 +70,20 @@ row("same, answer reuse off",
     f"{med('obs-on-0', 'rps') / med('obs-off-0', 'rps'):.1%}", ">= 95 %")
 row("RSS after load, metrics on / off (reuse on)",
     f"{med('mem-obs-on-128', 'rss_mb'):.1f} / {med('mem-obs-off-128', 'rss_mb'):.1f} MB", "<= 100 MB")
+row("wrk (second load generator), 16 connections: DescribeBuilds / bare hyper",
+    f"{med('wrk-describe', 'rps'):,.0f} / {med('wrk-bare', 'rps'):,.0f} req/s = {med('wrk-describe', 'rps') / med('wrk-bare', 'rps'):.0%}",
+    ">= 80 % (issue 18)")
+row("same, answer reuse off",
+    f"{med('wrk-describe-uncached', 'rps'):,.0f} req/s = {med('wrk-describe-uncached', 'rps') / med('wrk-bare', 'rps'):.0%}",
+    ">= 50 % (issue 18)")
+row("wrk p99, DescribeBuilds / bare hyper",
+    f"{med('wrk-describe', 'p99_ms'):.3f} / {med('wrk-bare', 'p99_ms'):.3f} ms = {med('wrk-describe', 'p99_ms') / med('wrk-bare', 'p99_ms'):.1f}x",
+    "<= 1.5x (issue 18)")
+row("loadgen p99 at 16 connections, DescribeBuilds / bare hyper",
+    f"{med('describe-1k', 'p99_ms') / med('bare', 'p99_ms'):.1f}x (reuse on), "
+    f"{med('describe-1k-uncached', 'p99_ms') / med('bare', 'p99_ms'):.1f}x (reuse off)", "<= 1.5x (issue 18)")
+instructions = [line for line in open(sys.argv[1]) if line.startswith("[instructions]")]
+for line in instructions:
+    shape = re.search(r"shape=(\w+)", line).group(1)
+    ir = int(re.search(r"ir_per_request=(\d+)", line).group(1))
+    row(f"instructions a request (callgrind, release): {shape}", f"{ir:,}", "")
