@@ -14,6 +14,7 @@ pub mod config;
 pub mod console;
 pub mod control;
 pub mod domain;
+pub mod encoding;
 pub mod logging;
 pub mod metrics;
 pub mod model;

@@ -220,7 +220,7 @@ impl<C: CredentialStore> Verifier<C> {
         }
 
         // Payload hash: the raw body; x-amz-content-sha256 must agree when sent.
-        let body_hash = hex::encode(Sha256::digest(req.body));
+        let body_hash = crate::encoding::hex(&Sha256::digest(req.body));
         let payload_hash = match header_str(req.headers, "x-amz-content-sha256")? {
             Some(claimed) if signed.expires_s.is_none() => {
                 if claimed != body_hash {
@@ -239,7 +239,7 @@ impl<C: CredentialStore> Verifier<C> {
             scope.date,
             scope.region,
             scope.service,
-            hex::encode(Sha256::digest(canonical.as_bytes()))
+            crate::encoding::hex(&Sha256::digest(canonical.as_bytes()))
         );
         let key = self.signing_key(
             &scope.access_key,
