@@ -525,10 +525,26 @@ pub(crate) struct ErrorDetailOut<'a> {
     pub(crate) message: &'a str,
 }
 
-/// The wire shape of one build (model `Build`); absent members are omitted.
+/// The wire shape of one build (model `Build`); absent members are omitted. The members
+/// before and after the log URLs are structs of their own so that `render_build` can write the
+/// URLs between them itself.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct BuildOut<'a> {
+    #[serde(flatten)]
+    head: BuildHead<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    standard_output_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    standard_error_url: Option<&'a str>,
+    #[serde(flatten)]
+    tail: BuildTail<'a>,
+}
+
+/// `Build`'s members before the log URLs.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct BuildHead<'a> {
     build_id: &'a str,
     destination_image: DestinationImageOut<'a>,
     fulfillment_option_ids: &'a [String],
@@ -537,31 +553,21 @@ struct BuildOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     sns_topic_arn: Option<&'a str>,
     status: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    standard_output_url: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    standard_error_url: Option<&'a str>,
+}
+
+/// `Build`'s members after the log URLs (never empty: the times are always there).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct BuildTail<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     error_detail: Option<ErrorDetailOut<'a>>,
     start_time: Timestamp,
     last_update_time: Timestamp,
 }
 
-/// A build with the log URLs handed out with it.
-#[derive(Debug, Clone)]
-pub struct DescribedBuild {
-    /// The stored build.
-    pub build: std::sync::Arc<Build>,
-    /// Signed URL of the installer's standard output.
-    pub stdout_url: Option<String>,
-    /// Signed URL of the installer's standard error.
-    pub stderr_url: Option<String>,
-}
-
-impl Serialize for DescribedBuild {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let b = &self.build;
-        BuildOut {
+impl<'a> BuildHead<'a> {
+    fn of(b: &'a Build) -> Self {
+        BuildHead {
             build_id: &b.build_id,
             destination_image: DestinationImageOut {
                 id: b.destination_image_id.as_deref(),
@@ -584,14 +590,103 @@ impl Serialize for DescribedBuild {
             },
             sns_topic_arn: b.sns_topic_arn.as_deref(),
             status: b.status.as_str(),
-            standard_output_url: self.stdout_url.as_deref(),
-            standard_error_url: self.stderr_url.as_deref(),
+        }
+    }
+}
+
+impl<'a> BuildTail<'a> {
+    fn of(b: &'a Build) -> Self {
+        BuildTail {
             error_detail: b.error.as_ref().map(|e| ErrorDetailOut {
                 code: &e.code,
                 message: &e.message,
             }),
             start_time: Timestamp(b.created_ms),
             last_update_time: Timestamp(b.updated_ms),
+        }
+    }
+}
+
+/// One build's JSON, byte for byte what `serde_json::to_vec(&describe(…))` gives, with the log
+/// URLs written straight into the buffer: only their caller-given part (the base URL) and the
+/// build id go through JSON escaping, when they need it; the rest is known to need none.
+fn render_build(
+    ctx: &Ctx,
+    caller: &Caller,
+    b: &Build,
+    now_ms: i64,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut out, &BuildHead::of(b))?;
+    out.pop(); // the head's '}'
+    if b.has_logs {
+        let expires = now_ms / 1000 + ctx.config.log_url_ttl_seconds;
+        let sig = ctx
+            .url_signer
+            .sign(&b.account, &b.region, &b.build_id, expires);
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(expires);
+        for (member, stream) in [
+            ("StandardOutputUrl", super::logs::Stream::Stdout),
+            ("StandardErrorUrl", super::logs::Stream::Stderr),
+        ] {
+            for part in [",\"", member, "\":\""] {
+                out.extend_from_slice(part.as_bytes());
+            }
+            json_fragment(&mut out, &caller.base_url)?;
+            out.extend_from_slice(super::logs::LOGS_PATH.as_bytes());
+            json_fragment(&mut out, &b.build_id)?;
+            for part in [
+                "/",
+                stream.as_str(),
+                "?Expires=",
+                digits,
+                "&Signature=",
+                &sig,
+                "\"",
+            ] {
+                out.extend_from_slice(part.as_bytes());
+            }
+        }
+    }
+    let at = out.len();
+    serde_json::to_writer(&mut out, &BuildTail::of(b))?;
+    out[at] = b','; // the tail's '{'
+    Ok(out)
+}
+
+/// `s` as it appears inside a JSON string literal.
+fn json_fragment(out: &mut Vec<u8>, s: &str) -> Result<(), serde_json::Error> {
+    if s.bytes().any(|c| c < 0x20 || c == b'"' || c == b'\\') {
+        let start = out.len();
+        serde_json::to_writer(&mut *out, s)?;
+        out.remove(start);
+        out.pop();
+    } else {
+        out.extend_from_slice(s.as_bytes());
+    }
+    Ok(())
+}
+
+/// A build with the log URLs handed out with it.
+#[derive(Debug, Clone)]
+pub struct DescribedBuild {
+    /// The stored build.
+    pub build: std::sync::Arc<Build>,
+    /// Signed URL of the installer's standard output.
+    pub stdout_url: Option<String>,
+    /// Signed URL of the installer's standard error.
+    pub stderr_url: Option<String>,
+}
+
+impl Serialize for DescribedBuild {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let b = &self.build;
+        BuildOut {
+            head: BuildHead::of(b),
+            standard_output_url: self.stdout_url.as_deref(),
+            standard_error_url: self.stderr_url.as_deref(),
+            tail: BuildTail::of(b),
         }
         .serialize(s)
     }
@@ -749,7 +844,7 @@ fn render_page(
     let mut fresh = Vec::new();
     for (i, b) in builds.iter().enumerate() {
         if reused[i].is_none() {
-            let json = serde_json::to_vec(&describe(ctx, caller, b.clone(), now))
+            let json = render_build(ctx, caller, b, now)
                 .map_err(|e| OpError::InternalServerErrorException(e.to_string()))?;
             let json = bytes::Bytes::from(json);
             reused[i] = Some(json.clone());
@@ -943,6 +1038,58 @@ mod tests {
             );
         }
         assert!(serde.windows(11).any(|w| w == b"\"NextToken\""));
+    }
+
+    #[test]
+    fn a_build_written_directly_is_the_serde_rendering_byte_for_byte() {
+        let ctx = failing_ctx();
+        let now = 1_800_000_000_123;
+        let mut builds = Vec::new();
+        for i in 0..8_i64 {
+            let mut b = crate::store::conformance::sample_build(
+                "123456789012",
+                1_700_000_000_000 + i * 7,
+                &format!("b{i}"),
+            );
+            b.has_logs = i % 2 == 0;
+            if i % 3 == 0 {
+                b.error = Some(crate::domain::BuildError {
+                    code: "InstallFailed".into(),
+                    message: "exit \"1\"\n\u{1}é".into(),
+                });
+                b.sns_topic_arn = Some("arn:aws:sns:us-east-1:123456789012:t".into());
+                b.destination_image_description = Some("tab\there".into());
+            }
+            builds.push(b);
+        }
+        let mut odd = builds[0].clone();
+        odd.build_id = "quote\"and\\slash".into();
+        builds.push(odd);
+        for base_url in [
+            "http://127.0.0.1:4580",
+            "http://h\"x\\y\u{7}:1",
+            "https://é.example",
+        ] {
+            let caller = Caller {
+                account: "123456789012".into(),
+                region: "us-east-1".into(),
+                base_url: base_url.into(),
+            };
+            for b in &builds {
+                let serde = serde_json::to_vec(&describe(
+                    &ctx,
+                    &caller,
+                    std::sync::Arc::new(b.clone()),
+                    now,
+                ))
+                .unwrap();
+                let direct = render_build(&ctx, &caller, b, now).unwrap();
+                assert_eq!(
+                    String::from_utf8_lossy(&direct),
+                    String::from_utf8_lossy(&serde)
+                );
+            }
+        }
     }
 
     #[test]
