@@ -40,6 +40,27 @@ def models():
     return os.environ.get("IMAGEBUILD_MODELS") or str(HERE / "models")
 
 
+def wait_until_listening(proc, log, timeout=30):
+    """Collects `proc`'s stderr lines into `log` (for ever, on a thread) and returns the
+    endpoint of its "listening on" line; kills it if that line does not come."""
+    ready, found = threading.Event(), []
+
+    def pump():
+        for line in proc.stderr:
+            log.append(line)
+            m = re.search(r"listening on (http://[0-9.]+:\d+)", line)
+            if m and not ready.is_set():
+                found.append(m.group(1))
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    if not ready.wait(timeout) or not found:
+        proc.kill()
+        raise RuntimeError("imagebuild did not start:\n" + "".join(log))
+    return found[0]
+
+
 class ImageBuild:
     """`imagebuild serve` on a free loopback port, with an in-memory store (or, with
     `store="disk"`, a temporary data directory) and `world` (a dict; None: the demo world)."""
@@ -55,26 +76,9 @@ class ImageBuild:
             args += ["--world", str(path)]
         self.proc = subprocess.Popen([*args, *extra_args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      text=True)
-        self.endpoint, self.log = None, []
-        self._wait_until_listening()
+        self.log = []
+        self.endpoint = wait_until_listening(self.proc, self.log)
         self.initial_world = self.control("GET", "world")
-
-    def _wait_until_listening(self):
-        ready = threading.Event()
-
-        def pump():
-            for line in self.proc.stderr:
-                self.log.append(line)
-                m = re.search(r"listening on (http://[0-9.]+:\d+)", line)
-                if m and not ready.is_set():
-                    self.endpoint = m.group(1)
-                    ready.set()
-            ready.set()
-
-        threading.Thread(target=pump, daemon=True).start()
-        if not ready.wait(30) or not self.endpoint:
-            self.proc.kill()
-            raise RuntimeError("imagebuild did not start:\n" + "".join(self.log))
 
     def client(self, region="us-east-1", access_key=DEV_KEY, secret_key=DEV_SECRET, service="marketplaceimagebuild"):
         """A boto3 client of this server: `marketplaceimagebuild` (default) or `marketplaceamiscanning`."""

@@ -3,12 +3,10 @@ the real aws CLI (after `aws configure add-model`) and boto3 (AWS_DATA_PATH=mode
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -17,6 +15,8 @@ import botocore.config
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "python"))
+from imagebuild_pytest.server import wait_until_listening  # noqa: E402  (the plugin's own)
 MODELS = ROOT / "models"
 BIN = Path(os.environ.get("IMAGEBUILD_BIN", ROOT / "target" / "debug" / "imagebuild"))
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
@@ -45,22 +45,7 @@ class Server:
             env=full_env,
         )
         self.log = []
-        ready = threading.Event()
-        self.endpoint = None
-
-        def pump():
-            for line in self.proc.stderr:
-                self.log.append(line)
-                m = re.search(r"listening on (http://[0-9.]+:\d+)", line)
-                if m and not ready.is_set():
-                    self.endpoint = m.group(1)
-                    ready.set()
-            ready.set()
-
-        threading.Thread(target=pump, daemon=True).start()
-        if not ready.wait(30) or self.endpoint is None:
-            self.proc.kill()
-            raise RuntimeError("server did not start:\n" + "".join(self.log))
+        self.endpoint = wait_until_listening(self.proc, self.log)
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc.poll() is None:
