@@ -555,6 +555,36 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// Every item of one partition of an index, all pages.
+    async fn partition(
+        &self,
+        index: &str,
+        key: &str,
+        value: String,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let r = self
+                .client
+                .query()
+                .table_name(&*self.table)
+                .index_name(index)
+                .key_condition_expression("#k = :v")
+                .expression_attribute_names("#k", key)
+                .expression_attribute_values(":v", s(value.clone()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            out.extend(r.items().iter().cloned());
+            match r.last_evaluated_key() {
+                Some(k) => start = Some(k.clone()),
+                None => return Ok(out),
+            }
+        }
+    }
+
     async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
         let r = self
             .client
@@ -1525,28 +1555,11 @@ impl Store for DynamoStore {
     }
 
     async fn list_docs(&self, kind: &str, owner: &str) -> Result<Vec<Doc>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let r = self
-                .client
-                .query()
-                .table_name(&*self.table)
-                .index_name("GSI1")
-                .key_condition_expression("G1PK = :pk")
-                .expression_attribute_values(":pk", s(format!("DO#{kind}#{owner}")))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in r.items() {
-                out.push(decode_doc(item)?);
-            }
-            match r.last_evaluated_key() {
-                Some(k) => start = Some(k.clone()),
-                None => return Ok(out),
-            }
-        }
+        self.partition("GSI1", "G1PK", format!("DO#{kind}#{owner}"))
+            .await?
+            .iter()
+            .map(decode_doc)
+            .collect()
     }
 
     async fn page_docs(

@@ -130,26 +130,7 @@ impl DynamoStore {
 
     /// Every counter with its reservations.
     async fn counters(&self) -> Result<Vec<Item>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let r = self
-                .client
-                .query()
-                .table_name(&*self.table)
-                .index_name("GSI4")
-                .key_condition_expression("G4PK = :p")
-                .expression_attribute_values(":p", s(COUNTERS))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            out.extend(r.items().iter().cloned());
-            match r.last_evaluated_key() {
-                Some(k) => start = Some(k.clone()),
-                None => return Ok(out),
-            }
-        }
+        self.partition("GSI4", "G4PK", COUNTERS.to_string()).await
     }
 
     /// One sweep pass (see the module's notes); the lease lasts three grace periods.
