@@ -111,6 +111,41 @@ async fn open_store(
     Ok((Arc::new(timed), metrics))
 }
 
+/// The control plane's token (generated and logged once when none is configured) and whether
+/// its mutations are allowed.
+fn control_settings(config: &ServeConfig) -> crate::ops::ControlSettings {
+    crate::ops::ControlSettings {
+        token: config.control_token.clone().unwrap_or_else(|| {
+            use rand::RngCore;
+            let mut b = [0u8; 16];
+            rand::thread_rng().fill_bytes(&mut b);
+            let t = hex::encode(b);
+            tracing::info!("control-plane token (X-Imagebuild-Control-Token): {t}");
+            t
+        }),
+        mutations_enabled: config.listen.ip().is_loopback()
+            || config.control_plane_on_public_address,
+    }
+}
+
+/// The NextToken and log-URL keys still in their grace period, newest first.
+async fn keys_in_grace(
+    store: &dyn Store,
+    now: i64,
+    grace_hours: u64,
+) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>), StartError> {
+    let grace_ms = i64::try_from(grace_hours.saturating_mul(3_600_000)).unwrap_or(i64::MAX);
+    let keys = |v: Vec<crate::store::SigningKey>| -> Vec<Vec<u8>> {
+        crate::store::keys_in_grace(&v, now, grace_ms)
+            .into_iter()
+            .map(|k| k.key)
+            .collect()
+    };
+    let paging = keys(store.signing_keys(PAGING_KEYS, now).await?);
+    let urls = keys(store.signing_keys(LOG_URL_KEYS, now).await?);
+    Ok((paging, urls))
+}
+
 /// Binds `addr`, resolving port 0.
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
     let bind_error = |source| StartError::Bind { addr, source };
@@ -145,18 +180,7 @@ impl App {
     ) -> Result<App, StartError> {
         let clock_shift = Arc::new(crate::clock::ShiftableClock::new(clock));
         let clock: Arc<dyn Clock> = clock_shift.clone();
-        let control = crate::ops::ControlSettings {
-            token: config.control_token.clone().unwrap_or_else(|| {
-                use rand::RngCore;
-                let mut b = [0u8; 16];
-                rand::thread_rng().fill_bytes(&mut b);
-                let t = hex::encode(b);
-                tracing::info!("control-plane token (X-Imagebuild-Control-Token): {t}");
-                t
-            }),
-            mutations_enabled: config.listen.ip().is_loopback()
-                || config.control_plane_on_public_address,
-        };
+        let control = control_settings(config);
         let world = match &config.world {
             Some(path) => World::from_file(path)?,
             None => World::demo()?,
@@ -170,17 +194,8 @@ impl App {
             Some(endpoint) => Some(Arc::new(crate::sns::Sns::connect(endpoint).await)),
             None => None,
         };
-        let now = clock.now_ms();
-        let grace_ms =
-            i64::try_from(config.key_grace_hours.saturating_mul(3_600_000)).unwrap_or(i64::MAX);
-        let keys = |v: Vec<crate::store::SigningKey>| -> Vec<Vec<u8>> {
-            crate::store::keys_in_grace(&v, now, grace_ms)
-                .into_iter()
-                .map(|k| k.key)
-                .collect()
-        };
-        let paging_keys = keys(store.signing_keys(PAGING_KEYS, now).await?);
-        let url_keys = keys(store.signing_keys(LOG_URL_KEYS, now).await?);
+        let (paging_keys, url_keys) =
+            keys_in_grace(store.as_ref(), clock.now_ms(), config.key_grace_hours).await?;
         let ctx = Arc::new(Ctx {
             store,
             world: RwLock::new(Arc::new(world)),
@@ -228,18 +243,10 @@ impl App {
             service,
             listener,
             addr,
-            limits: crate::server::Limits {
-                max_connections: config.max_connections,
-                header_read_timeout: std::time::Duration::from_millis(config.header_timeout_ms),
-                shutdown_delay: std::time::Duration::from_secs(config.shutdown_delay_seconds),
-            },
+            limits: config.limits(),
             sink,
             metrics_listener,
-            sweep: crate::worker::sweep::Settings {
-                every: std::time::Duration::from_secs(config.reservation_sweep_seconds.max(1)),
-                grace_ms: i64::try_from(config.reservation_grace_seconds.saturating_mul(1000))
-                    .unwrap_or(i64::MAX),
-            },
+            sweep: config.sweep(),
         })
     }
 

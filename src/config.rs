@@ -1,6 +1,6 @@
 //! Command-line and environment configuration, read once at start.
 //!
-//! Depends on: ops (OpsConfig), protocol (ProtocolConfig).
+//! Depends on: ops (OpsConfig), protocol (ProtocolConfig), server (Limits), worker (sweep settings).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -312,6 +312,26 @@ impl ServeConfig {
                 timeout_seconds: self.scan_timeout_seconds,
             },
             ..crate::ops::OpsConfig::default()
+        }
+    }
+
+    /// The accept loop's limits.
+    #[must_use]
+    pub fn limits(&self) -> crate::server::Limits {
+        crate::server::Limits {
+            max_connections: self.max_connections,
+            header_read_timeout: std::time::Duration::from_millis(self.header_timeout_ms),
+            shutdown_delay: std::time::Duration::from_secs(self.shutdown_delay_seconds),
+        }
+    }
+
+    /// How the reservation sweep runs.
+    #[must_use]
+    pub fn sweep(&self) -> crate::worker::sweep::Settings {
+        crate::worker::sweep::Settings {
+            every: std::time::Duration::from_secs(self.reservation_sweep_seconds.max(1)),
+            grace_ms: i64::try_from(self.reservation_grace_seconds.saturating_mul(1000))
+                .unwrap_or(i64::MAX),
         }
     }
 

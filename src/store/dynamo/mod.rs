@@ -1046,33 +1046,16 @@ impl Store for DynamoStore {
         // before the transaction below, the sweep gives the slot back.
         let reservation = sweep::reservation(build);
         if build.status == BuildStatus::InProgress {
-            let r = self
-                .client
-                .update_item()
-                .table_name(&*self.table)
-                .key("PK", s(counter_pk.clone()))
-                .key("SK", s("C"))
-                .update_expression("ADD n :one, pending :r SET G4PK = :ctr, G4SK = :pk")
-                .condition_expression("attribute_not_exists(n) OR n < :limit")
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":r", AttributeValue::Ss(vec![reservation.clone()]))
-                .expression_attribute_values(":ctr", s(sweep::COUNTERS))
-                .expression_attribute_values(":pk", s(counter_pk.clone()))
-                .expression_attribute_values(":limit", n(i64::from(max_in_progress)))
-                .send()
+            let reserved = self
+                .reserve_slot(&counter_pk, &reservation, max_in_progress)
                 .await;
-            match r {
-                Ok(_) => sweep::failpoint("after-build-reservation").await,
-                Err(e) if condition_failed(&e) => {
-                    release(self).await;
-                    return Ok(CreateOutcome::LimitExceeded {
-                        limit: max_in_progress,
-                    });
-                }
-                Err(e) => {
-                    release(self).await;
-                    return Err(unavailable(e));
-                }
+            if !matches!(reserved, Ok(true)) {
+                release(self).await;
+            }
+            if !reserved? {
+                return Ok(CreateOutcome::LimitExceeded {
+                    limit: max_in_progress,
+                });
             }
         }
         let table = &*self.table;

@@ -68,6 +68,39 @@ pub(super) async fn failpoint(name: &str) {
 }
 
 impl DynamoStore {
+    /// Takes a slot of the account's in-progress quota under `reservation`: `Ok(false)` when
+    /// `limit` builds are already in progress.
+    pub(super) async fn reserve_slot(
+        &self,
+        counter_pk: &str,
+        reservation: &str,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&*self.table)
+            .key("PK", s(counter_pk))
+            .key("SK", s("C"))
+            .update_expression("ADD n :one, pending :r SET G4PK = :ctr, G4SK = :pk")
+            .condition_expression("attribute_not_exists(n) OR n < :limit")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":r", AttributeValue::Ss(vec![reservation.to_string()]))
+            .expression_attribute_values(":ctr", s(COUNTERS))
+            .expression_attribute_values(":pk", s(counter_pk))
+            .expression_attribute_values(":limit", n(i64::from(limit)))
+            .send()
+            .await;
+        match r {
+            Ok(_) => {
+                failpoint("after-build-reservation").await;
+                Ok(true)
+            }
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     /// Gives a reserved slot back if the reservation is still there: `Ok(true)` when it was.
     pub(super) async fn release_slot(
         &self,
@@ -195,20 +228,7 @@ mod tests {
 
     /// A slot reserved as StartBuild reserves it, by an instance that then died.
     async fn leak(store: &DynamoStore, pk: &str, reservation: &str) {
-        store
-            .client
-            .update_item()
-            .table_name(&*store.table)
-            .key("PK", s(pk))
-            .key("SK", s("C"))
-            .update_expression("ADD n :one, pending :r SET G4PK = :ctr, G4SK = :pk")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":r", AttributeValue::Ss(vec![reservation.into()]))
-            .expression_attribute_values(":ctr", s(COUNTERS))
-            .expression_attribute_values(":pk", s(pk))
-            .send()
-            .await
-            .unwrap();
+        assert!(store.reserve_slot(pk, reservation, 100).await.unwrap());
     }
 
     #[tokio::test]
