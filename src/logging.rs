@@ -198,9 +198,20 @@ impl Visit for Fields<'_, '_> {
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         if self.result.is_ok() {
-            // The message (`format_args!`) and any `%`/`?` field: through `fmt` once.
-            let text = format!("{value:?}");
-            self.result = self.string(field, &text);
+            // The message (`format_args!`) and any `%`/`?` field: formatted straight into the
+            // line, through JSON escaping in JSON.
+            self.result = self.key(field).and_then(|()| {
+                if self.json {
+                    self.w.write_char('"')?;
+                    std::fmt::Write::write_fmt(
+                        &mut JsonEscaped(&mut *self.w),
+                        format_args!("{value:?}"),
+                    )?;
+                    self.w.write_char('"')
+                } else {
+                    write!(self.w, "{value:?}")
+                }
+            });
         }
     }
 }
@@ -208,6 +219,21 @@ impl Visit for Fields<'_, '_> {
 /// A JSON string literal.
 fn json_string(w: &mut Writer<'_>, s: &str) -> std::fmt::Result {
     w.write_char('"')?;
+    json_escaped(w, s)?;
+    w.write_char('"')
+}
+
+/// Writes what it is given JSON-escaped (the inside of a string literal).
+struct JsonEscaped<'w, 'a>(&'w mut Writer<'a>);
+
+impl std::fmt::Write for JsonEscaped<'_, '_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        json_escaped(self.0, s)
+    }
+}
+
+/// `s` escaped for the inside of a JSON string literal.
+fn json_escaped(w: &mut Writer<'_>, s: &str) -> std::fmt::Result {
     let mut start = 0;
     for (i, c) in s.char_indices() {
         let escaped = match c {
@@ -228,8 +254,7 @@ fn json_string(w: &mut Writer<'_>, s: &str) -> std::fmt::Result {
         w.write_str(escaped)?;
         start = i + c.len_utf8();
     }
-    w.write_str(&s[start..])?;
-    w.write_char('"')
+    w.write_str(&s[start..])
 }
 
 #[cfg(test)]

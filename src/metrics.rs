@@ -14,6 +14,7 @@
 //!
 //! Depends on: store (metrics, status counts), domain, scan, catalog (the status names).
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -38,11 +39,11 @@ pub struct RequestLabels {
     /// `AWSMPImageBuilding`, `AWSMPAmiScanning`, `AWSMPSeymour` (Catalog), `control`, `console`.
     pub service: &'static str,
     /// The operation, or the control-plane endpoint.
-    pub operation: String,
+    pub operation: Cow<'static, str>,
     /// HTTP status.
     pub status: u16,
     /// `X-Amzn-ErrorType`, empty on success.
-    pub error_code: String,
+    pub error_code: Cow<'static, str>,
 }
 
 /// One operation's labels.
@@ -51,7 +52,7 @@ pub struct OperationLabels {
     /// As in `RequestLabels`.
     pub service: &'static str,
     /// As in `RequestLabels`.
-    pub operation: String,
+    pub operation: Cow<'static, str>,
 }
 
 /// A service's label.

@@ -89,7 +89,7 @@ pub struct RequestLog {
     /// `AWSMPImageBuilding`, `AWSMPAmiScanning`, `marketplace-catalog`, `control`, `console`.
     pub service: &'static str,
     /// The operation (or the control-plane path).
-    pub operation: String,
+    pub operation: std::borrow::Cow<'static, str>,
     /// The authenticated account.
     pub account: String,
     /// The region of the credential scope.

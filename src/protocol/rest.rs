@@ -199,7 +199,7 @@ impl Service {
         log: &mut super::RequestLog,
     ) -> Response<Full<Bytes>> {
         log.service = "marketplace-catalog";
-        log.operation = route.name.to_string();
+        log.operation = route.name.into();
         match self.rest_pipeline(route, req, log).await {
             Ok(body) => json(StatusCode::OK, body, request_id),
             Err(e) => {

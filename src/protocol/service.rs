@@ -125,12 +125,12 @@ impl Service {
             let path = req.uri().path();
             if path.starts_with(crate::control::PREFIX) {
                 log.service = "control";
-                log.operation = path.to_string();
+                log.operation = path.to_string().into();
                 return crate::control::handle(&self.ctx, req, &request_id).await;
             }
             if crate::console::owns(path) {
                 log.service = "console";
-                log.operation = path.to_string();
+                log.operation = path.to_string().into();
                 return crate::console::handle(req.method(), path);
             }
             if let Some(route) = super::rest::route(path) {
@@ -174,7 +174,7 @@ impl Service {
             })?;
         tracing::Span::current().record("operation", op.name());
         log.service = op.prefix();
-        log.operation = op.name().to_string();
+        log.operation = op.name().into();
         let media_ok = parts
             .headers
             .get(hyper::header::CONTENT_TYPE)
@@ -357,7 +357,7 @@ fn access_line(request_id: &str, log: &super::RequestLog, done: &Done<'_>) {
         target: "imagebuild::access",
         request_id,
         service = log.service,
-        operation = log.operation.as_str(),
+        operation = &*log.operation,
         account = log.account.as_str(),
         region = log.region.as_str(),
         status = done.status,
@@ -378,22 +378,28 @@ fn record(m: &crate::metrics::Metrics, log: &super::RequestLog, done: &Done<'_>)
     } else {
         log.service
     };
-    let operation = match service {
+    let operation: std::borrow::Cow<'static, str> = match service {
         "control" => log
             .operation
             .trim_start_matches(crate::control::PREFIX)
             .split('/')
             .next()
             .unwrap_or_default()
-            .to_string(),
-        "console" => "page".to_string(),
+            .to_string()
+            .into(),
+        "console" => "page".into(),
         _ => log.operation.clone(),
+    };
+    let error_code = if done.error_code.is_empty() {
+        "".into()
+    } else {
+        done.error_code.to_string().into()
     };
     let labels = RequestLabels {
         service,
         operation,
         status: done.status,
-        error_code: done.error_code.to_string(),
+        error_code,
     };
     m.http.requests.get_or_create(&labels).inc();
     let op = OperationLabels {
