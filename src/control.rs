@@ -163,7 +163,7 @@ async fn advance_change_set(
             crate::worker::catalog::step(ctx, &doc, ctx.clock.now_ms()).await
         };
         match stepped {
-            Ok(()) | Err(crate::store::StoreError::ConditionFailed) => {}
+            Ok(_) | Err(crate::store::StoreError::ConditionFailed) => {}
             Err(e) => return store_failure(&e, request_id),
         }
         if let Ok(Some(d)) = ctx.store.get_doc(kind::CHANGE_SET, id).await {

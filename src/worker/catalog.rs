@@ -30,38 +30,35 @@ pub async fn tick(ctx: &Ctx, now: i64) -> Result<usize, StoreError> {
     super::count_due(ctx, kind::CHANGE_SET, due.len());
     let mut n = 0;
     for doc in due {
-        let timing = super::Step::start(ctx, kind::CHANGE_SET);
-        let before = decode_change_set(&doc).map(|cs| cs.status);
         match step(ctx, &doc, now).await {
-            Ok(()) => {
-                n += 1;
-                let after = ctx.store.get_doc(kind::CHANGE_SET, &doc.id).await;
-                let after = after
-                    .ok()
-                    .flatten()
-                    .and_then(|d| decode_change_set(&d).ok());
-                if let (Ok(from), Some(to)) = (before, after) {
-                    timing.done(from.as_str(), to.status.as_str());
-                }
-            }
-            Err(StoreError::ConditionFailed) => timing.lost(),
+            Ok(_) => n += 1,
+            Err(StoreError::ConditionFailed) => {}
             Err(e) => return Err(e),
         }
     }
     Ok(n)
 }
 
-/// One step of one change set (fenced on the document's version).
+/// One step of one change set (fenced on the document's version); its status after the step.
+/// Counted in the metrics here, whoever steps it (the worker or the control plane's advance).
 ///
 /// # Errors
 /// The store failed, or another worker moved the set first (`ConditionFailed`).
-pub async fn step(ctx: &Ctx, doc: &Doc, now: i64) -> Result<(), StoreError> {
+pub async fn step(ctx: &Ctx, doc: &Doc, now: i64) -> Result<Status, StoreError> {
+    let timing = super::Step::start(ctx, kind::CHANGE_SET);
     let cs = decode_change_set(doc)?;
-    match cs.status {
+    let from = cs.status;
+    let stepped = match from {
         Status::Preparing => prepare(ctx, doc, cs, now).await,
         Status::Applying => apply(ctx, doc, cs, now).await,
         _ => save(ctx, doc, &cs, None).await,
+    };
+    match &stepped {
+        Ok(to) => timing.done(from.as_str(), to.as_str()),
+        Err(StoreError::ConditionFailed) => timing.lost(),
+        Err(_) => {}
     }
+    stepped
 }
 
 fn base_url(doc: &Doc) -> String {
@@ -71,7 +68,12 @@ fn base_url(doc: &Doc) -> String {
         .unwrap_or_else(|| "http://localhost".into())
 }
 
-async fn save(ctx: &Ctx, doc: &Doc, cs: &ChangeSet, due: Option<i64>) -> Result<(), StoreError> {
+async fn save(
+    ctx: &Ctx,
+    doc: &Doc,
+    cs: &ChangeSet,
+    due: Option<i64>,
+) -> Result<Status, StoreError> {
     let body = json!({"ChangeSet": cs, "BaseUrl": base_url(doc)}).to_string();
     let write = DocWrite::Put {
         doc: Doc {
@@ -82,7 +84,8 @@ async fn save(ctx: &Ctx, doc: &Doc, cs: &ChangeSet, due: Option<i64>) -> Result<
         },
         expected: Some(doc.version),
     };
-    ctx.store.write_docs(&[write]).await
+    ctx.store.write_docs(&[write]).await?;
+    Ok(cs.status)
 }
 
 async fn end(
@@ -91,7 +94,7 @@ async fn end(
     mut cs: ChangeSet,
     now: i64,
     extra: Vec<DocWrite>,
-) -> Result<(), StoreError> {
+) -> Result<Status, StoreError> {
     cs.end_ms = Some(now);
     if cs.status == Status::Failed && cs.failure_code.is_none() {
         cs.failure_code = Some("CLIENT_ERROR".into());
@@ -102,10 +105,10 @@ async fn end(
     writes.extend(finish_writes(ctx, doc, &cs).await?);
     ctx.store.write_docs(&writes).await?;
     tracing::info!(change_set = %cs.id, status = cs.status.as_str(), "change set ended");
-    Ok(())
+    Ok(cs.status)
 }
 
-async fn prepare(ctx: &Ctx, doc: &Doc, mut cs: ChangeSet, now: i64) -> Result<(), StoreError> {
+async fn prepare(ctx: &Ctx, doc: &Doc, mut cs: ChangeSet, now: i64) -> Result<Status, StoreError> {
     let mut waiting = false;
     let url = base_url(doc);
     for i in 0..cs.changes.len() {
@@ -497,7 +500,7 @@ async fn run_changes(
     Ok((errors, ents))
 }
 
-async fn apply(ctx: &Ctx, doc: &Doc, mut cs: ChangeSet, now: i64) -> Result<(), StoreError> {
+async fn apply(ctx: &Ctx, doc: &Doc, mut cs: ChangeSet, now: i64) -> Result<Status, StoreError> {
     if let Some(i) = cs
         .changes
         .iter()

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from conftest import (BIN, CONTROL_TOKEN, FAST, GOOD_FO, LINUX_AMI, ROLE, free_port, make_client, make_scan_client,
+from conftest import (BIN, CONTROL_TOKEN, FAST, GOOD_FO, LINUX_AMI, ROLE, control, free_port, make_client, make_scan_client,
                       wait_scans, wait_terminal)
 
 
@@ -144,3 +144,35 @@ def test_version_names_the_commit():
     assert p.returncode == 0
     out = p.stdout.strip()
     assert out.startswith("imagebuild ") and "(" in out and out.endswith(")"), out
+
+
+def test_change_set_transitions_are_counted_once_whoever_steps_them(start_server):
+    """The worker steps one set; the control plane's advance steps another: each transition once."""
+    import boto3
+    import botocore.config
+    import time
+    s = start_server("--in-memory", *FAST, "--control-token", CONTROL_TOKEN, "--change-set-seconds", "3600")
+    catalog = boto3.client("marketplace-catalog", endpoint_url=s.endpoint, region_name="us-east-1",
+                           aws_access_key_id="AKIAIOSFODNN7EXAMPLE",
+                           aws_secret_access_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                           config=botocore.config.Config(retries={"total_max_attempts": 1}))
+
+    def create(title):
+        return catalog.start_change_set(Catalog="AWSMarketplace", ChangeSet=[{
+            "ChangeType": "CreateProduct", "Entity": {"Type": "AmiProduct@1.0"},
+            "DetailsDocument": {"ProductTitle": title}}])["ChangeSetId"]
+
+    advanced = create("Advanced")
+    control(s, "POST", "advance", {"ChangeSetId": advanced, "Steps": 2})
+    control(s, "POST", "transitions", {"Resource": "changeset", "Mode": "immediate"})
+    worked = create("Worked")
+    deadline = time.time() + 20
+    while catalog.describe_change_set(Catalog="AWSMarketplace", ChangeSetId=worked)["Status"] != "SUCCEEDED":
+        assert time.time() < deadline
+        time.sleep(0.05)
+    m = samples(scrape(s.endpoint + "/_imagebuild/metrics"))
+    t = 'imagebuild_transitions_total{resource="changeset",'
+    assert m[t + 'from="new",to="PREPARING"}'] == 2
+    assert m[t + 'from="PREPARING",to="APPLYING"}'] == 2
+    assert m[t + 'from="APPLYING",to="SUCCEEDED"}'] == 2
+    assert m['imagebuild_worker_step_seconds_count{resource="changeset"}'] == 4
