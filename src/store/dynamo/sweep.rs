@@ -76,29 +76,24 @@ impl DynamoStore {
         reservation: &str,
         limit: u32,
     ) -> Result<bool, StoreError> {
-        let r = self
-            .client
-            .update_item()
-            .table_name(&*self.table)
-            .key("PK", s(counter_pk))
-            .key("SK", s("C"))
-            .update_expression("ADD n :one, pending :r SET G4PK = :ctr, G4SK = :pk")
-            .condition_expression("attribute_not_exists(n) OR n < :limit")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":r", AttributeValue::Ss(vec![reservation.to_string()]))
-            .expression_attribute_values(":ctr", s(COUNTERS))
-            .expression_attribute_values(":pk", s(counter_pk))
-            .expression_attribute_values(":limit", n(i64::from(limit)))
-            .send()
-            .await;
-        match r {
-            Ok(_) => {
-                failpoint("after-build-reservation").await;
-                Ok(true)
-            }
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(unavailable(e)),
+        let reserved = self
+            .counter_write(
+                counter_pk,
+                reservation,
+                "ADD n :one, pending :r SET G4PK = :ctr, G4SK = :pk",
+                "attribute_not_exists(n) OR n < :limit",
+                [
+                    (":one", n(1)),
+                    (":ctr", s(COUNTERS)),
+                    (":pk", s(counter_pk)),
+                    (":limit", n(i64::from(limit))),
+                ],
+            )
+            .await?;
+        if reserved {
+            failpoint("after-build-reservation").await;
         }
+        Ok(reserved)
     }
 
     /// Gives a reserved slot back if the reservation is still there: `Ok(true)` when it was.
@@ -107,20 +102,39 @@ impl DynamoStore {
         counter_pk: &str,
         reservation: &str,
     ) -> Result<bool, StoreError> {
-        let r = self
+        self.counter_write(
+            counter_pk,
+            reservation,
+            "ADD n :minus DELETE pending :r",
+            "contains(pending, :one)",
+            [(":minus", n(-1)), (":one", s(reservation))],
+        )
+        .await
+    }
+
+    /// One conditional update of an in-progress counter naming `reservation` as `:r`:
+    /// `Ok(false)` when the condition does not hold.
+    async fn counter_write<const N: usize>(
+        &self,
+        counter_pk: &str,
+        reservation: &str,
+        update: &str,
+        condition: &str,
+        values: [(&str, AttributeValue); N],
+    ) -> Result<bool, StoreError> {
+        let mut u = self
             .client
             .update_item()
             .table_name(&*self.table)
             .key("PK", s(counter_pk))
             .key("SK", s("C"))
-            .update_expression("ADD n :minus DELETE pending :r")
-            .condition_expression("contains(pending, :one)")
-            .expression_attribute_values(":minus", n(-1))
-            .expression_attribute_values(":r", AttributeValue::Ss(vec![reservation.to_string()]))
-            .expression_attribute_values(":one", s(reservation))
-            .send()
-            .await;
-        match r {
+            .update_expression(update)
+            .condition_expression(condition)
+            .expression_attribute_values(":r", AttributeValue::Ss(vec![reservation.to_string()]));
+        for (name, value) in values {
+            u = u.expression_attribute_values(name, value);
+        }
+        match u.send().await {
             Ok(_) => Ok(true),
             Err(e) if condition_failed(&e) => Ok(false),
             Err(e) => Err(unavailable(e)),
