@@ -1,206 +1,19 @@
-// The Manage AMIs console: the seller's page of seed 000 (Manage AMIs, the four-step Add AMI
-// wizard, issues and resubmission) and the subscriber's builds, over the public API only. Every
-// call is a SigV4-signed awsJson request from this page; credentials live in sessionStorage.
+// The console's entry and router, sign-in, and the pages of seed 000 (Manage AMIs, the
+// four-step Add AMI wizard, issues and resubmission) and the subscriber's builds, over the public
+// API only. Server products and change requests (seed 002) are in products.js and changes.js.
 
-import { signedHeaders } from "./sigv4.js";
+import {
+  h, show, badge, alertBox, when, focusHeading, readable, session, call, all, poll, showError,
+  fieldError, beginRoute, stopPolling, labelCells, LABEL, ROLE_PATTERN, USER_PATTERN,
+} from "./lib.js";
+import { productRoutes } from "./products.js";
 
-const SERVICE = "aws-marketplace";
-const PREFIX = { build: "AWSMPImageBuilding", scan: "AWSMPAmiScanning" };
 const MAX_AMIS = 25;
-const POLL_MS = 1500;
 const STATUSES = ["Ingesting", "Scanning", "Succeeded", "IssuesFound", "IngestionFailed", "Failed", "InternalError"];
 const FILTER_VALUE = {
   Ingesting: "ingesting", Scanning: "scanning", Succeeded: "succeeded", IssuesFound: "issues-found",
   IngestionFailed: "ingestion-failed", Failed: "failed", InternalError: "internal-error",
 };
-const LABEL = {
-  Ingesting: "Ingesting", Scanning: "Scanning", Succeeded: "Succeeded", IssuesFound: "Issues found",
-  IngestionFailed: "Ingestion failed", Failed: "Failed", InternalError: "Internal error",
-  InProgress: "In progress",
-};
-const ROLE_PATTERN = /^arn:aws:iam::\d{12}:role\/[a-zA-Z_0-9+=,.@\-_/]+$/;
-const USER_PATTERN = /^[a-zA-Z][a-zA-Z0-9_-]{0,31}$/;
-
-// ---------------------------------------------------------------- DOM helpers
-
-/** Creates an element: h("a", {href: "#"}, "text", child). Text is never parsed as HTML. */
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === false || v === null || v === undefined) continue;
-    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else if (k === "class") el.className = v;
-    else if (v === true) el.setAttribute(k, "");
-    else el.setAttribute(k, String(v));
-  }
-  for (const c of children.flat()) {
-    if (c === null || c === undefined || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return el;
-}
-
-const main = () => document.getElementById("main");
-
-/** Gives each cell its column's name, for the stacked layout of narrow screens. */
-function labelCells(root) {
-  for (const table of root.querySelectorAll("table")) {
-    const names = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
-    for (const row of table.querySelectorAll("tbody tr")) {
-      [...row.children].forEach((td, i) => {
-        if (names[i] && td.colSpan === 1) td.setAttribute("data-label", names[i]);
-      });
-    }
-  }
-}
-
-function show(...nodes) {
-  const m = main();
-  m.replaceChildren(...nodes);
-  labelCells(m);
-}
-
-function badge(status) {
-  return h("span", { class: `badge s-${status}` }, LABEL[status] || status);
-}
-
-function alertBox(kind, title, ...body) {
-  return h("div", { class: `alert ${kind}`, role: kind === "error" ? "alert" : "status" },
-    h("strong", {}, title), ...body.map((b) => (typeof b === "string" ? h("p", {}, b) : b)));
-}
-
-function when(ts) {
-  if (!ts) return "—";
-  const d = typeof ts === "number" ? new Date(ts * 1000) : new Date(ts);
-  return Number.isNaN(d.getTime()) ? String(ts) : d.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
-}
-
-function focusHeading() {
-  const h1 = main().querySelector("h1");
-  if (h1) {
-    h1.setAttribute("tabindex", "-1");
-    h1.focus();
-  }
-}
-
-// ---------------------------------------------------------------- API
-
-class ApiError extends Error {
-  constructor(code, message, status) {
-    super(message);
-    this.code = code;
-    this.status = status;
-  }
-}
-
-/** What a person should read for an error of the API (or of the network). */
-function readable(e) {
-  const code = e && e.code;
-  const msg = (e && e.message) || String(e);
-  if (code === "UnrecognizedClientException") {
-    return "The access key ID is not known to this service. Check it and sign in again.";
-  }
-  if ((code === "InvalidSignatureException" || code === "SignatureDoesNotMatch") && /expired|earlier than|later than/i.test(msg)) {
-    return "Your computer's clock and the service's differ by more than 5 minutes, so the request's signature was refused as expired. Set the clock right and try again.";
-  }
-  if (code === "InvalidSignatureException" || code === "SignatureDoesNotMatch") {
-    return "The signature does not match: check the secret access key and sign in again.";
-  }
-  if (code === "ExpiredTokenException") return "The session token has expired. Sign in with fresh credentials.";
-  if (code === "UnauthorizedOperationException" || code === "AccessDeniedException") {
-    return `You are not allowed to do this: ${msg}`;
-  }
-  if (code === "NetworkError") return msg;
-  if (code === "ThrottlingException") return "The service is busy (rate exceeded). Try again in a moment.";
-  if (code) return `${msg} (${code})`;
-  return msg;
-}
-
-const session = {
-  get() {
-    try {
-      return JSON.parse(sessionStorage.getItem("imagebuild.credentials") || "null");
-    } catch {
-      return null;
-    }
-  },
-  set(c) {
-    sessionStorage.setItem("imagebuild.credentials", JSON.stringify(c));
-  },
-  clear() {
-    sessionStorage.removeItem("imagebuild.credentials");
-  },
-};
-
-async function call(service, op, input = {}, creds = session.get()) {
-  if (!creds) throw new ApiError("NotSignedIn", "Sign in first.", 0);
-  const url = new URL("/", location.href).toString();
-  const body = JSON.stringify(input);
-  const headers = await signedHeaders({
-    url,
-    body,
-    creds,
-    region: creds.region,
-    service: SERVICE,
-    headers: { "content-type": "application/x-amz-json-1.1", "x-amz-target": `${PREFIX[service]}.${op}` },
-  });
-  let resp;
-  try {
-    resp = await fetch(url, { method: "POST", headers, body, cache: "no-store", credentials: "omit" });
-  } catch (e) {
-    throw new ApiError("NetworkError", `The service did not answer (${e.message}). Is it running?`, 0);
-  }
-  const text = await resp.text();
-  let data = {};
-  try {
-    data = text ? JSON.parse(text) : {};
-  } catch {
-    data = { message: text };
-  }
-  if (!resp.ok) {
-    const type = String(data.__type || resp.headers.get("x-amzn-errortype") || `HTTP${resp.status}`);
-    const code = type.split("#").pop().split(":")[0];
-    throw new ApiError(code, data.message || data.Message || resp.statusText, resp.status);
-  }
-  return data;
-}
-
-/** Every page of a paginated call (at most `limit` pages). */
-async function all(service, op, input, key, limit = 20) {
-  const out = [];
-  let token;
-  for (let i = 0; i < limit; i += 1) {
-    const page = await call(service, op, token ? { ...input, NextToken: token } : input);
-    out.push(...(page[key] || []));
-    token = page.NextToken;
-    if (!token) break;
-  }
-  return out;
-}
-
-// ---------------------------------------------------------------- polling
-
-let pollTimer = null;
-let routeSeq = 0;
-
-function poll(fn) {
-  clearTimeout(pollTimer);
-  const seq = routeSeq;
-  pollTimer = setTimeout(() => {
-    if (seq === routeSeq) fn().catch(showError);
-  }, POLL_MS);
-}
-
-function showError(e) {
-  const region = document.getElementById("page-error");
-  if (!region) return;
-  region.replaceChildren(alertBox("error", "Something went wrong", readable(e)));
-}
-
-function clearError() {
-  const region = document.getElementById("page-error");
-  if (region) region.replaceChildren();
-}
 
 // ---------------------------------------------------------------- sign-in
 
@@ -356,10 +169,6 @@ function wizardButtons({ next, nextLabel = "Next", disabled = false }) {
     h("button", { type: "submit", class: "primary", disabled }, nextLabel));
 }
 
-function fieldError(id, text) {
-  return h("p", { id, class: "field-error", role: "alert" }, text);
-}
-
 async function addAmi() {
   if (!wizard) wizard = newWizard();
   if (!wizard.images) wizard.images = await all("scan", "ListImages", { MaxResults: 100 }, "Images");
@@ -367,7 +176,7 @@ async function addAmi() {
 }
 
 function renderWizard() {
-  clearTimeout(pollTimer);
+  stopPolling();
   const head = [h("h1", {}, "Add AMI"), stepNav(), h("div", { id: "page-error" })];
   const form = h("form", { class: "card", novalidate: true });
   const n = wizard.selected.size;
@@ -724,8 +533,7 @@ async function builds(params) {
 // ---------------------------------------------------------------- router
 
 async function route() {
-  routeSeq += 1;
-  clearTimeout(pollTimer);
+  beginRoute();
   const creds = session.get();
   if (!creds) {
     signIn();
@@ -747,8 +555,12 @@ async function route() {
     else if (path.startsWith("/scans/")) await scanDetails(decodeURIComponent(path.slice(7)));
     else if (path === "/builds") await builds(params);
     else {
-      if (path !== "/amis") wizard = null;
-      await manageAmis(params);
+      const page = productRoutes(path, params);
+      if (page) await page;
+      else {
+        if (path !== "/amis") wizard = null;
+        await manageAmis(params);
+      }
     }
     if (path !== "/amis/add") focusHeading();
   } catch (e) {

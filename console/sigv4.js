@@ -1,4 +1,4 @@
-// AWS Signature Version 4 for awsJson requests, computed in the browser with WebCrypto.
+// AWS Signature Version 4 for awsJson and restJson requests, computed in the browser with WebCrypto.
 // The console signs every call exactly as an SDK would, so it exercises the public API, its
 // authentication and its errors (nothing here is console-specific on the server).
 
@@ -23,12 +23,25 @@ export function amzDates(date) {
   return { amzDate: iso, dateStamp: iso.slice(0, 8) };
 }
 
+/** RFC 3986 encoding, as SigV4 wants it (encodeURIComponent leaves !'()* alone). */
+export function uriEncode(text) {
+  return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/** The canonical query string of a URL: each name and value encoded, sorted by name then value. */
+export function canonicalQuery(url) {
+  const pairs = [...new URL(url).searchParams].map(([k, v]) => [uriEncode(k), uriEncode(v)]);
+  pairs.sort(([a, x], [b, y]) => (a < b ? -1 : a > b ? 1 : x < y ? -1 : x > y ? 1 : 0));
+  return pairs.map(([k, v]) => `${k}=${v}`).join("&");
+}
+
 /**
- * Headers for a signed POST of `body` to `url`.
+ * Headers for a signed request of `body` to `url` (POST unless `method` says otherwise; the
+ * query string, if any, is signed as the URL carries it).
  * creds: { accessKeyId, secretAccessKey, sessionToken? }; headers: lower-case name -> value
- * (content-type and x-amz-target); the browser sends Host itself, so it is signed, not set.
+ * (content-type, x-amz-target); the browser sends Host itself, so it is signed, not set.
  */
-export async function signedHeaders({ url, headers, body, creds, region, service, date = new Date() }) {
+export async function signedHeaders({ method = "POST", url, headers, body = "", creds, region, service, date = new Date() }) {
   if (!globalThis.crypto || !crypto.subtle) {
     throw new Error(
       "This browser offers no WebCrypto here: open the console over https or on localhost (127.0.0.1).",
@@ -41,7 +54,7 @@ export async function signedHeaders({ url, headers, body, creds, region, service
   const names = Object.keys(all).map((n) => n.toLowerCase()).sort();
   const canonicalHeaders = names.map((n) => `${n}:${String(all[n]).trim().replace(/\s+/g, " ")}\n`).join("");
   const signed = names.join(";");
-  const canonical = ["POST", u.pathname || "/", "", canonicalHeaders, signed, await sha256Hex(body)].join("\n");
+  const canonical = [method, u.pathname || "/", canonicalQuery(url), canonicalHeaders, signed, await sha256Hex(body)].join("\n");
   const scope = `${dateStamp}/${region}/${service}/aws4_request`;
   const toSign = ["AWS4-HMAC-SHA256", amzDate, scope, await sha256Hex(canonical)].join("\n");
   let key = await hmac(enc.encode(`AWS4${creds.secretAccessKey}`), dateStamp);

@@ -1,4 +1,4 @@
-//! The Manage AMIs console (`/console/`): a static page embedded in the binary, which signs
+//! The console (`/console/`: Manage AMIs, builds, Server products and change requests): a static page embedded in the binary, which signs
 //! every API call itself (SigV4 with WebCrypto) and so uses only the public API. The server
 //! only hands out the files, with a Content-Security-Policy that allows nothing but this origin.
 //!
@@ -12,22 +12,30 @@ use hyper::{Method, Response, StatusCode};
 /// Where the console lives.
 pub const PREFIX: &str = "/console";
 
-const ASSETS: [(&str, &str, &str); 4] = [
+/// A script of the console: its name and text.
+macro_rules! script {
+    ($name:literal) => {
+        (
+            $name,
+            "text/javascript; charset=utf-8",
+            include_str!(concat!("../console/", $name)),
+        )
+    };
+}
+
+const ASSETS: [(&str, &str, &str); 9] = [
     (
         "index.html",
         "text/html; charset=utf-8",
         include_str!("../console/index.html"),
     ),
-    (
-        "app.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../console/app.js"),
-    ),
-    (
-        "sigv4.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../console/sigv4.js"),
-    ),
+    script!("app.js"),
+    script!("lib.js"),
+    script!("sigv4.js"),
+    script!("products.js"),
+    script!("changes.js"),
+    script!("forms.js"),
+    script!("buy.js"),
     (
         "app.css",
         "text/css; charset=utf-8",

@@ -8,25 +8,17 @@
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert');
-const { spawn } = require('node:child_process');
 const path = require('node:path');
 const fs = require('node:fs');
-const { chromium } = require('playwright-core');
+const support = require('./support');
 
-const ROOT = path.resolve(__dirname, '..', '..');
-const BIN = process.env.IMAGEBUILD_BIN || path.join(ROOT, 'target', 'debug', 'imagebuild');
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
-const SHOTS = path.join(ROOT, 'target', 'console-screenshots');
-const TOKEN = 'browser-control-token';
-const KEY = 'AKIAIOSFODNN7EXAMPLE';
-const SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
+const { SHOTS, KEY, SECRET, control, signIn } = support;
 const ROLE = 'arn:aws:iam::123456789012:role/MarketplaceAmiIngestion';
 const VULNERABLE = 'ami-0a5ca0000000000a1';
 const EXEMPTED = 'ami-0a5ca0000000000a2';
 const PORT_2222 = 'ami-0a5ca0000000000a5';
 const CLEAN = 'ami-0a1b2c3d4e5f60718';
 
-const servers = [];
 let browser;
 let main;
 let page;
@@ -34,30 +26,7 @@ const offOrigin = [];
 const pageErrors = [];
 
 function startServer(...extra) {
-  const proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--in-memory', '--control-token', TOKEN,
-    '--ingest-seconds', '3600', '--scan-seconds', '3600', ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
-  servers.push(proc);
-  return new Promise((resolve, reject) => {
-    let log = '';
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${log}`)), 30000);
-    proc.stderr.on('data', (chunk) => {
-      log += chunk;
-      const m = /listening on (http:\/\/[0-9.]+:\d+)/.exec(log);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-  });
-}
-
-async function control(endpoint, method, p, body) {
-  const r = await fetch(`${endpoint}/_imagebuild/${p}`, {
-    method, headers: { 'x-imagebuild-control-token': TOKEN }, body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await r.text();
-  assert.ok(r.ok, `${method} ${p}: ${r.status} ${text}`);
-  return text ? JSON.parse(text) : {};
+  return support.startServer('--ingest-seconds', '3600', '--scan-seconds', '3600', ...extra);
 }
 
 async function shot(name) {
@@ -67,35 +36,12 @@ async function shot(name) {
 async function newPage(endpoint, width = 1280) {
   const context = await browser.newContext({ viewport: { width, height: 900 } });
   const p = await context.newPage();
-  const origin = new URL(endpoint).origin;
-  p.on('request', (req) => {
-    if (!req.url().startsWith(origin) && !req.url().startsWith('data:')) offOrigin.push(req.url());
-  });
   // The only failures a page may show are API answers it asked for and handles (the tests
   // provoke them: wrong secret, clock skew, modeled errors); anything else, a missing asset or
   // icon among them, fails the test.
-  const isApi = (url) => new URL(url).pathname === '/';
-  p.on('pageerror', (e) => pageErrors.push(String(e)));
-  p.on('console', (m) => {
-    if (m.type() !== 'error') return;
-    const handledApiAnswer = /status of 4\d\d/.test(m.text()) && isApi(m.location().url || origin);
-    if (!handledApiAnswer) pageErrors.push(`${m.text()} (${m.location().url})`);
-  });
-  p.on('response', (r) => {
-    if (r.status() >= 400 && !isApi(r.url())) pageErrors.push(`${r.status()} ${r.request().method()} ${r.url()}`);
-  });
-  p.on('requestfailed', (r) => {
-    // A poll cut short by navigating away is the browser's doing, not a failure.
-    if (r.failure()?.errorText !== 'net::ERR_ABORTED') pageErrors.push(`failed ${r.url()}: ${r.failure()?.errorText}`);
-  });
+  support.watch(p, endpoint, { offOrigin, pageErrors, isApi: (url) => new URL(url).pathname === '/' });
   await p.goto(`${endpoint}/console/`);
   return p;
-}
-
-async function signIn(p, key = KEY, secret = SECRET) {
-  await p.getByLabel('Access key ID').fill(key);
-  await p.getByLabel('Secret access key').fill(secret);
-  await p.getByRole('button', { name: 'Sign in' }).click();
 }
 
 async function scanIdOf(imageId) {
@@ -108,16 +54,12 @@ before(async () => {
   fs.mkdirSync(SHOTS, { recursive: true });
   main = await startServer('--provision-seconds', '0', '--install-seconds', '0', '--imaging-seconds', '0');
   await control(main, 'POST', 'transitions', { Resource: 'scan', Mode: 'manual' });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-  });
+  browser = await support.launch();
 });
 
 after(async () => {
   if (browser) await browser.close();
-  for (const s of servers) s.kill('SIGTERM');
+  support.stopServers();
 });
 
 test('wrong credentials and a skewed clock are readable messages, never a blank page', async () => {
