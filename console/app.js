@@ -550,6 +550,8 @@ async function route() {
     if (path.startsWith(a.getAttribute("href").slice(1))) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
+  // A page that takes a while says so instead of showing the previous one.
+  const slow = setTimeout(() => show(h("p", { class: "muted", role: "status" }, "Loading…")), 400);
   try {
     if (path === "/amis/add") await addAmi();
     else if (path.startsWith("/scans/")) await scanDetails(decodeURIComponent(path.slice(7)));
@@ -571,6 +573,8 @@ async function route() {
     }
     show(h("h1", {}, "Something went wrong"), alertBox("error", "The page could not load", readable(e)),
       h("button", { type: "button", onclick: () => route() }, "Try again"));
+  } finally {
+    clearTimeout(slow);
   }
 }
 

@@ -412,6 +412,26 @@ test('paging past 50 products with the API\'s own paging', async () => {
   assert.strictEqual(await rows.count(), 1);
 });
 
+test('the product page and its forms work at 390 px wide and by keyboard', async () => {
+  await as(null);
+  await page.setViewportSize({ width: 390, height: 900 });
+  await openProduct();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `page is ${overflow}px wider than the viewport`);
+  await shot('13-product-390px');
+  await page.getByRole('region', { name: 'Request changes' }).getByRole('link', { name: 'Update allowlist', exact: true }).focus();
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { name: 'Update allowlist', level: 1 }).waitFor();
+  await page.getByLabel('Buyer AWS account IDs').focus();
+  await page.keyboard.press('Control+A');
+  await page.keyboard.type('1234');
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Enter');
+  await page.getByText('"1234" is not a 12-digit AWS account ID.').waitFor();
+  assert.strictEqual(await page.evaluate(() => document.activeElement.id), 'allowlist-accounts', 'focus goes to the wrong field');
+});
+
 test('a wrong secret on the Catalog paths sends back to sign-in with a readable message', async () => {
   await page.evaluate(() => {
     const c = JSON.parse(sessionStorage.getItem('imagebuild.credentials'));
