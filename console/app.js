@@ -4,7 +4,7 @@
 
 import {
   h, show, badge, alertBox, when, focusHeading, readable, session, call, all, poll, showError,
-  fieldError, beginRoute, stopPolling, labelCells, LABEL, ROLE_PATTERN, USER_PATTERN,
+  fieldError, beginRoute, stopPolling, labelCells, LABEL, ROLE_PATTERN, USER_PATTERN, Superseded, isCurrent,
 } from "./lib.js";
 import { productRoutes } from "./products.js";
 
@@ -533,7 +533,7 @@ async function builds(params) {
 // ---------------------------------------------------------------- router
 
 async function route() {
-  beginRoute();
+  const seq = beginRoute();
   const creds = session.get();
   if (!creds) {
     signIn();
@@ -551,7 +551,7 @@ async function route() {
     else a.removeAttribute("aria-current");
   }
   // A page that takes a while says so instead of showing the previous one.
-  const slow = setTimeout(() => show(h("p", { class: "muted", role: "status" }, "Loading…")), 400);
+  const slow = setTimeout(() => isCurrent(seq) && show(h("p", { class: "muted", role: "status" }, "Loading…")), 400);
   try {
     if (path === "/amis/add") await addAmi();
     else if (path.startsWith("/scans/")) await scanDetails(decodeURIComponent(path.slice(7)));
@@ -566,6 +566,7 @@ async function route() {
     }
     if (path !== "/amis/add") focusHeading();
   } catch (e) {
+    if (e instanceof Superseded) return;
     if (["UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException"].includes(e.code)) {
       session.clear();
       signIn(readable(e));

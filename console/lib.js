@@ -165,7 +165,14 @@ export async function catalog(op, { method = "POST", query, body } = {}, creds =
   return send(url, { method, headers, body: text || undefined });
 }
 
+/**
+ * An answer that arrived after the page it was for was left (another page began meanwhile): the
+ * page that asked must not render it over the new one.
+ */
+export class Superseded extends Error {}
+
 async function send(url, init) {
+  const seq = routeSeq;
   let resp;
   try {
     resp = await fetch(url, { ...init, cache: "no-store", credentials: "omit" });
@@ -173,6 +180,7 @@ async function send(url, init) {
     throw new ApiError("NetworkError", `The service did not answer (${e.message}). Is it running?`, 0);
   }
   const text = await resp.text();
+  if (seq !== routeSeq) throw new Superseded("The page changed while this request was answered.");
   let data = {};
   try {
     data = text ? JSON.parse(text) : {};
@@ -230,6 +238,12 @@ export function beginRoute() {
   routeSeq += 1;
   pollCount = 0;
   clearTimeout(pollTimer);
+  return routeSeq;
+}
+
+/** True while the page begun as `seq` is still the one shown. */
+export function isCurrent(seq) {
+  return seq === routeSeq;
 }
 
 /** Stops polling (the page shows something that no longer changes). */
@@ -249,6 +263,7 @@ export function poll(fn, { backoff = false } = {}) {
 }
 
 export function showError(e) {
+  if (e instanceof Superseded) return;
   const region = document.getElementById("page-error");
   if (!region) return;
   region.replaceChildren(alertBox("error", "Something went wrong", readable(e)));

@@ -432,6 +432,22 @@ test('the product page and its forms work at 390 px wide and by keyboard', async
   assert.strictEqual(await page.evaluate(() => document.activeElement.id), 'allowlist-accounts', 'focus goes to the wrong field');
 });
 
+test('a page left before its answers arrive never replaces the page opened next', async () => {
+  await as(null);
+  await control(endpoint, 'PUT', 'faults', { Rules: [{ Operation: 'DescribeScans', LatencyMs: 1500 }] });
+  try {
+    await page.goto(`${endpoint}/console/#/builds`);
+    await page.getByRole('heading', { name: 'Builds', level: 1 }).waitFor();
+    await page.getByRole('link', { name: 'Manage AMIs', exact: true }).click();
+    await page.getByRole('link', { name: 'Change requests', exact: true }).click();
+    await page.getByRole('heading', { name: 'Change requests', level: 1 }).waitFor();
+    await new Promise((res) => setTimeout(res, 2000));
+    assert.strictEqual(await page.getByRole('heading', { level: 1 }).textContent(), 'Change requests');
+  } finally {
+    await control(endpoint, 'PUT', 'faults', { Rules: [] });
+  }
+});
+
 test('a wrong secret on the Catalog paths sends back to sign-in with a readable message', async () => {
   await page.evaluate(() => {
     const c = JSON.parse(sessionStorage.getItem('imagebuild.credentials'));
