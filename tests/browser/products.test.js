@@ -453,7 +453,8 @@ test('a wrong secret on the Catalog paths sends back to sign-in with a readable 
     const c = JSON.parse(sessionStorage.getItem('imagebuild.credentials'));
     sessionStorage.setItem('imagebuild.credentials', JSON.stringify({ ...c, secretAccessKey: 'not-the-secret' }));
   });
-  await page.goto(`${endpoint}/console/#/changes`);
+  await page.goto(`${endpoint}/console/#/changes?status=FAILED`);
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
   await page.getByText('The signature does not match').waitFor();
 });
 
