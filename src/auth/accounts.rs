@@ -155,7 +155,7 @@ pub fn parse(text: &str) -> Result<StaticCredentials, AccountsError> {
                 principal_arn: format!("arn:aws:iam::{}:user/{}", a.account_id, p.name),
                 session_token: None,
                 expires_ms: None,
-                allow,
+                allow: allow.into(),
             };
             for (k, key) in p.access_keys.iter().enumerate() {
                 if !valid_key_id(&key.access_key_id) {
@@ -255,7 +255,7 @@ mod tests {
         assert_eq!(alice.principal_arn, "arn:aws:iam::111122223333:user/alice");
         assert_eq!(alice.allow.len(), DEFAULT_GRANT.len());
         let reader = c.lookup("ASIAREADER00000001").unwrap();
-        assert_eq!(reader.allow, vec!["aws-marketplace:Describe*"]);
+        assert_eq!(&*reader.allow, ["aws-marketplace:Describe*".to_string()]);
         assert_eq!(reader.expires_ms, Some(1_893_456_000_000));
         assert!(reader.session_token.is_some());
         assert!(

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod sigv4;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The development account used when no accounts file is given (README).
 pub const DEV_ACCOUNT: &str = "123456789012";
@@ -83,8 +84,9 @@ pub struct Credential {
     pub session_token: Option<Secret>,
     /// For temporary credentials: when they stop working (epoch ms).
     pub expires_ms: Option<i64>,
-    /// IAM-style action patterns the principal may call (`*` wildcards allowed).
-    pub allow: Vec<String>,
+    /// IAM-style action patterns the principal may call (`*` wildcards allowed); shared with
+    /// each request's `Principal`, not copied.
+    pub allow: Arc<[String]>,
 }
 
 impl Credential {
@@ -115,17 +117,33 @@ pub struct Principal {
     /// ARN of the IAM principal.
     pub arn: String,
     /// Action patterns it may call.
-    pub allow: Vec<String>,
+    pub allow: Arc<[String]>,
 }
 
 impl Principal {
+    /// The caller a credential authenticates, in the region of its request's scope.
+    #[must_use]
+    pub fn of(c: &Credential, region: String) -> Self {
+        Self {
+            account: c.account.clone(),
+            access_key: c.access_key.clone(),
+            region,
+            arn: c.principal_arn.clone(),
+            allow: c.allow.clone(),
+        }
+    }
+
     /// True when one of the principal's patterns matches `action` (IAM: case-insensitive, `*`
     /// and `?` wildcards).
     #[must_use]
     pub fn may(&self, action: &str) -> bool {
-        self.allow
-            .iter()
-            .any(|p| wildcard_match(&p.to_ascii_lowercase(), &action.to_ascii_lowercase()))
+        self.allow.iter().any(|p| {
+            if p.is_ascii() && action.is_ascii() {
+                ascii_wildcard_match(p.as_bytes(), action.as_bytes())
+            } else {
+                wildcard_match(&p.to_ascii_lowercase(), &action.to_ascii_lowercase())
+            }
+        })
     }
 }
 
@@ -133,13 +151,24 @@ impl Principal {
 #[must_use]
 pub fn wildcard_match(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    glob(&p, &t, '*', '?', |a, b| a == b)
+}
+
+/// `wildcard_match` of ASCII text ignoring ASCII case, without allocating: what every request's
+/// authorization runs (actions and the usual patterns are ASCII).
+fn ascii_wildcard_match(p: &[u8], t: &[u8]) -> bool {
+    glob(p, t, b'*', b'?', |a, b| a.eq_ignore_ascii_case(&b))
+}
+
+/// The glob itself, over any symbols: `any` matches a run, `one` one symbol.
+fn glob<T: Copy + PartialEq>(p: &[T], t: &[T], any: T, one: T, eq: impl Fn(T, T) -> bool) -> bool {
     let (mut pi, mut ti) = (0, 0);
     let (mut star, mut mark) = (None, 0);
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+        if pi < p.len() && (p[pi] == one || eq(p[pi], t[ti])) {
             pi += 1;
             ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi] == any {
             star = Some(pi);
             mark = ti;
             pi += 1;
@@ -151,7 +180,7 @@ pub fn wildcard_match(pattern: &str, text: &str) -> bool {
             return false;
         }
     }
-    while pi < p.len() && p[pi] == '*' {
+    while pi < p.len() && p[pi] == any {
         pi += 1;
     }
     pi == p.len()
@@ -160,13 +189,13 @@ pub fn wildcard_match(pattern: &str, text: &str) -> bool {
 /// Looks up access keys.
 pub trait CredentialStore: Send + Sync + 'static {
     /// Returns the credential for `access_key`, if known.
-    fn lookup(&self, access_key: &str) -> Option<Credential>;
+    fn lookup(&self, access_key: &str) -> Option<Arc<Credential>>;
 }
 
 /// A fixed set of credentials.
 #[derive(Debug, Clone, Default)]
 pub struct StaticCredentials {
-    by_key: HashMap<String, Credential>,
+    by_key: HashMap<String, Arc<Credential>>,
 }
 
 impl StaticCredentials {
@@ -177,14 +206,14 @@ impl StaticCredentials {
         let mut dev =
             Credential::long_term(DEV_ACCESS_KEY, DEV_SECRET_KEY, DEV_ACCOUNT, "developer");
         // The development principal may call every operation of every service here.
-        dev.allow = vec!["aws-marketplace:*".into()];
+        dev.allow = Arc::from(["aws-marketplace:*".to_string()]);
         s.insert(dev);
         s
     }
 
     /// Adds (or replaces) a credential.
     pub fn insert(&mut self, c: Credential) {
-        self.by_key.insert(c.access_key.clone(), c);
+        self.by_key.insert(c.access_key.clone(), Arc::new(c));
     }
 }
 
@@ -203,7 +232,7 @@ impl StaticCredentials {
 }
 
 impl CredentialStore for StaticCredentials {
-    fn lookup(&self, access_key: &str) -> Option<Credential> {
+    fn lookup(&self, access_key: &str) -> Option<Arc<Credential>> {
         self.by_key.get(access_key).cloned()
     }
 }
@@ -279,6 +308,25 @@ mod tests {
             arn: c.principal_arn,
             allow: c.allow,
         };
+        for (pattern, action) in [
+            (
+                "aws-marketplace:Describe*",
+                "aws-marketplace:DescribeBuilds",
+            ),
+            ("AWS-MARKETPLACE:?TARTBUILD", "aws-marketplace:StartBuild"),
+            ("a*b*c", "AxxByyC"),
+            ("a*b*c", "axxbyy"),
+            ("ec2:*", "aws-marketplace:StartBuild"),
+            ("*", ""),
+            ("", "x"),
+        ] {
+            let lower = wildcard_match(&pattern.to_ascii_lowercase(), &action.to_ascii_lowercase());
+            assert_eq!(
+                ascii_wildcard_match(pattern.as_bytes(), action.as_bytes()),
+                lower,
+                "{pattern} {action}"
+            );
+        }
         assert!(p.may("aws-marketplace:StartBuild") && p.may("aws-marketplace:DescribeBuilds"));
         assert!(p.may("aws-marketplace:StartScans") && p.may("aws-marketplace:ResubmitScan"));
         assert!(p.may("aws-marketplace:StartChangeSet") && p.may("aws-marketplace:DescribeEntity"));

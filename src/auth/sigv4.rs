@@ -7,6 +7,7 @@
 //!
 //! Depends on: auth, clock.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, UNIX_EPOCH};
@@ -40,7 +41,8 @@ pub struct Verifier<C> {
     credentials: C,
     service: String,
     cache_keys: bool,
-    key_cache: Mutex<HashMap<(String, String, String), Vec<u8>>>,
+    /// Derived keys by credential scope (`key/date/region/service/aws4_request`).
+    key_cache: Mutex<HashMap<String, [u8; 32]>>,
 }
 
 impl<C: CredentialStore> Verifier<C> {
@@ -103,13 +105,9 @@ impl<C: CredentialStore> Verifier<C> {
     /// The principal an access key names, without checking any signature (only for the
     /// explicitly insecure mode).
     pub fn principal_unverified(&self, access_key: &str, region: &str) -> Option<Principal> {
-        self.credentials.lookup(access_key).map(|c| Principal {
-            account: c.account,
-            access_key: c.access_key,
-            region: region.to_string(),
-            arn: c.principal_arn,
-            allow: c.allow,
-        })
+        self.credentials
+            .lookup(access_key)
+            .map(|c| Principal::of(&c, region.to_string()))
     }
 
     fn check(
@@ -201,7 +199,7 @@ impl<C: CredentialStore> Verifier<C> {
             .lookup(&scope.access_key)
             .ok_or(AuthError::UnrecognizedClient)?;
         let token = match &signed.token {
-            Some(t) => Some(t.clone()),
+            Some(t) => Some(Cow::Borrowed(t.as_str())),
             None => header_str(req.headers, "x-amz-security-token")?,
         };
         match (&credential.session_token, token) {
@@ -228,27 +226,29 @@ impl<C: CredentialStore> Verifier<C> {
                         "The provided 'x-amz-content-sha256' header does not match what was computed.".into(),
                     ));
                 }
-                claimed
+                claimed.into_owned()
             }
             _ => body_hash,
         };
 
-        let canonical = canonical_request(req, &signed.signed_headers, &payload_hash)?;
-        let string_to_sign = format!(
-            "AWS4-HMAC-SHA256\n{date_value}\n{}/{}/{}/aws4_request\n{}",
-            scope.date,
-            scope.region,
-            scope.service,
-            crate::encoding::hex(&Sha256::digest(canonical.as_bytes()))
-        );
-        let key = self.signing_key(
-            &scope.access_key,
-            credential.secret.expose(),
-            t_ms,
+        let canonical = canonical_request_hash(req, &signed.signed_headers, &payload_hash)?;
+        let mut string_to_sign = String::with_capacity(160);
+        for part in [
+            "AWS4-HMAC-SHA256\n",
+            date_value,
+            "\n",
             &scope.date,
+            "/",
             &scope.region,
-        );
-        let expected = aws_sigv4::sign::v4::calculate_signature(&key, string_to_sign.as_bytes());
+            "/",
+            &scope.service,
+            "/aws4_request\n",
+            &crate::encoding::hex(&canonical),
+        ] {
+            string_to_sign.push_str(part);
+        }
+        let key = self.signing_key(&scope.raw, credential.secret.expose(), t_ms, &scope.region);
+        let expected = aws_sigv4::sign::v4::calculate_signature(key, string_to_sign.as_bytes());
         if expected.len() != signed.signature.len()
             || !bool::from(expected.as_bytes().ct_eq(signed.signature.as_bytes()))
         {
@@ -256,66 +256,75 @@ impl<C: CredentialStore> Verifier<C> {
                 "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.".into(),
             ));
         }
-        Ok(Principal {
-            account: credential.account,
-            access_key: credential.access_key,
-            region: scope.region.clone(),
-            arn: credential.principal_arn,
-            allow: credential.allow,
-        })
+        Ok(Principal::of(&credential, scope.region.clone()))
     }
 
-    fn signing_key(
-        &self,
-        access_key: &str,
-        secret: &str,
-        t_ms: i64,
-        date: &str,
-        region: &str,
-    ) -> Vec<u8> {
-        let t = UNIX_EPOCH + Duration::from_millis(u64::try_from(t_ms).unwrap_or(0));
+    /// The signing key of a credential scope (its date is the request's, already checked
+    /// against `t_ms`), from the cache when it was derived before.
+    fn signing_key(&self, scope: &str, secret: &str, t_ms: i64, region: &str) -> [u8; 32] {
+        let derive = || {
+            let t = UNIX_EPOCH + Duration::from_millis(u64::try_from(t_ms).unwrap_or(0));
+            let mut key = [0u8; 32];
+            let derived =
+                aws_sigv4::sign::v4::generate_signing_key(secret, t, region, &self.service);
+            let n = derived.as_ref().len().min(key.len());
+            key[..n].copy_from_slice(&derived.as_ref()[..n]);
+            key
+        };
         if !self.cache_keys {
-            return aws_sigv4::sign::v4::generate_signing_key(secret, t, region, &self.service)
-                .as_ref()
-                .to_vec();
+            return derive();
         }
-        let cache_key = (access_key.to_string(), date.to_string(), region.to_string());
-        if let Ok(cache) = self.key_cache.lock() {
-            if let Some(k) = cache.get(&cache_key) {
-                return k.clone();
-            }
+        if let Some(k) = self
+            .key_cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(scope).copied())
+        {
+            return k;
         }
-        let key = aws_sigv4::sign::v4::generate_signing_key(secret, t, region, &self.service)
-            .as_ref()
-            .to_vec();
+        let key = derive();
         if let Ok(mut cache) = self.key_cache.lock() {
             if cache.len() > 10_000 {
                 cache.clear();
             }
-            cache.insert(cache_key, key.clone());
+            cache.insert(scope.to_string(), key);
         }
         key
     }
 }
 
-fn header_str(headers: &http::HeaderMap, name: &str) -> Result<Option<String>, AuthError> {
-    let values: Vec<&http::HeaderValue> = headers.get_all(name).iter().collect();
-    if values.is_empty() {
-        return Ok(None);
-    }
-    let mut parts = Vec::with_capacity(values.len());
-    for v in values {
-        let s = v.to_str().map_err(|_| {
+/// A header's value as SigV4 reads it: trimmed, several values joined by `,` (borrowed when
+/// there is one value, the usual case).
+fn header_str<'h>(
+    headers: &'h http::HeaderMap,
+    name: &str,
+) -> Result<Option<Cow<'h, str>>, AuthError> {
+    let text = |v: &'h http::HeaderValue| {
+        v.to_str().map(str::trim).map_err(|_| {
             AuthError::IncompleteSignature(format!(
                 "Header '{name}' contains characters that are not printable ASCII."
             ))
-        })?;
-        parts.push(s.trim().to_string());
+        })
+    };
+    let mut values = headers.get_all(name).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    let first = text(first)?;
+    let Some(second) = values.next() else {
+        return Ok(Some(Cow::Borrowed(first)));
+    };
+    let mut joined = format!("{first},{}", text(second)?);
+    for v in values {
+        joined.push(',');
+        joined.push_str(text(v)?);
     }
-    Ok(Some(parts.join(",")))
+    Ok(Some(Cow::Owned(joined)))
 }
 
 struct Scope {
+    /// The whole credential scope as sent.
+    raw: String,
     access_key: String,
     date: String,
     region: String,
@@ -355,6 +364,7 @@ fn parse_scope(credential: &str) -> Result<Scope, AuthError> {
         )));
     }
     Ok(Scope {
+        raw: credential.to_string(),
         access_key: parts[0].to_string(),
         date: parts[1].to_string(),
         region: parts[2].to_string(),
@@ -535,7 +545,7 @@ fn parse_header_auth(header: &str, headers: &http::HeaderMap) -> Result<Signed, 
         signed_headers: split_signed_headers(&signed_headers),
         signature,
         t_ms: parse_date(&date_value)?,
-        date_value,
+        date_value: date_value.into_owned(),
         date_header: Some(date_header),
         expires_s: None,
         token: None,
@@ -578,7 +588,10 @@ pub fn percent_decode(s: &str) -> String {
 }
 
 /// Normalises the path (`.`/`..`/`//`) and URI-encodes it again, as non-S3 services do.
-fn canonical_uri(path: &str) -> String {
+fn canonical_uri(path: &str) -> Cow<'_, str> {
+    if path == "/" {
+        return Cow::Borrowed("/");
+    }
     let mut segments: Vec<&str> = Vec::new();
     for seg in path.split('/') {
         match seg {
@@ -600,10 +613,13 @@ fn canonical_uri(path: &str) -> String {
     if path.ends_with('/') && !segments.is_empty() {
         out.push('/');
     }
-    out
+    Cow::Owned(out)
 }
 
 fn canonical_query(query: &str) -> String {
+    if query.is_empty() {
+        return String::new();
+    }
     let mut pairs: Vec<(String, String)> = query
         .split('&')
         .filter(|kv| !kv.is_empty())
@@ -624,31 +640,72 @@ fn canonical_query(query: &str) -> String {
         .join("&")
 }
 
+/// Feeds the canonical request to `sink` piece by piece: method, URI, query, each signed header
+/// (`name:value`, values trimmed, several joined by `,`, runs of blanks as one space), the
+/// signed header names and the payload hash, each part on its own line.
+fn feed_canonical(
+    req: &SignedRequest<'_>,
+    signed: &[String],
+    payload_hash: &str,
+    sink: &mut impl FnMut(&[u8]),
+) -> Result<(), AuthError> {
+    for part in [
+        req.method,
+        "\n",
+        &canonical_uri(req.path),
+        "\n",
+        &canonical_query(req.query),
+        "\n",
+    ] {
+        sink(part.as_bytes());
+    }
+    for name in signed {
+        let value = header_str(req.headers, name)?.ok_or_else(|| {
+            AuthError::InvalidSignature(format!("The request signature we calculated does not match the signature you provided. Signed header '{name}' is not present in the request."))
+        })?;
+        sink(name.as_bytes());
+        sink(b":");
+        for (i, word) in value.split_whitespace().enumerate() {
+            if i > 0 {
+                sink(b" ");
+            }
+            sink(word.as_bytes());
+        }
+        sink(b"\n");
+    }
+    sink(b"\n");
+    for (i, name) in signed.iter().enumerate() {
+        if i > 0 {
+            sink(b";");
+        }
+        sink(name.as_bytes());
+    }
+    sink(b"\n");
+    sink(payload_hash.as_bytes());
+    Ok(())
+}
+
+/// SHA-256 of the canonical request, hashed as it is fed (nothing is assembled).
+fn canonical_request_hash(
+    req: &SignedRequest<'_>,
+    signed: &[String],
+    payload_hash: &str,
+) -> Result<[u8; 32], AuthError> {
+    let mut hasher = Sha256::new();
+    feed_canonical(req, signed, payload_hash, &mut |b| hasher.update(b))?;
+    Ok(hasher.finalize().into())
+}
+
+/// The canonical request as text (what the hash above covers).
+#[cfg(test)]
 fn canonical_request(
     req: &SignedRequest<'_>,
     signed: &[String],
     payload_hash: &str,
 ) -> Result<String, AuthError> {
-    let mut headers = String::new();
-    for name in signed {
-        let value = header_str(req.headers, name)?.ok_or_else(|| {
-            AuthError::InvalidSignature(format!("The request signature we calculated does not match the signature you provided. Signed header '{name}' is not present in the request."))
-        })?;
-        let collapsed = value.split_whitespace().collect::<Vec<_>>().join(" ");
-        headers.push_str(name);
-        headers.push(':');
-        headers.push_str(&collapsed);
-        headers.push('\n');
-    }
-    Ok(format!(
-        "{}\n{}\n{}\n{}\n{}\n{}",
-        req.method,
-        canonical_uri(req.path),
-        canonical_query(req.query),
-        headers,
-        signed.join(";"),
-        payload_hash
-    ))
+    let mut out = Vec::new();
+    feed_canonical(req, signed, payload_hash, &mut |b| out.extend_from_slice(b))?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 #[cfg(test)]
@@ -898,6 +955,34 @@ mod tests {
             hex::encode(Sha256::digest(canonical.as_bytes())),
             "8b280f02ffb1b86a3d4e369763bab8dd8e423ed532fc13f6d7e769f5043c8ce3"
         );
+    }
+
+    #[test]
+    fn the_streamed_hash_is_the_hash_of_the_canonical_request() {
+        let mut h = http::HeaderMap::new();
+        h.insert("host", "example.amazonaws.com".parse().unwrap());
+        h.insert("x-amz-date", "20240115T120000Z".parse().unwrap());
+        h.append("x-multi", "  a   b ".parse().unwrap());
+        h.append("x-multi", "c\t\td".parse().unwrap());
+        h.append("x-multi", "e".parse().unwrap());
+        h.insert("x-spaced", "  one   two  three ".parse().unwrap());
+        let signed: Vec<String> = ["host", "x-amz-date", "x-multi", "x-spaced"]
+            .iter()
+            .map(|s| (*s).to_string())
+            .collect();
+        for (path, query) in [("/", ""), ("/a/./b/../c%20d/", "b=2&a=1&a=0&x=a%20b")] {
+            let r = SignedRequest {
+                method: "GET",
+                path,
+                query,
+                headers: &h,
+                body: b"",
+            };
+            let text = canonical_request(&r, &signed, "e3b0").unwrap();
+            assert!(text.contains("x-multi:a b,c d,e\nx-spaced:one two three\n\nhost;"), "{text}");
+            let streamed = canonical_request_hash(&r, &signed, "e3b0").unwrap();
+            assert_eq!(streamed.as_slice(), Sha256::digest(text.as_bytes()).as_slice());
+        }
     }
 
     #[test]

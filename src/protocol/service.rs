@@ -451,7 +451,7 @@ pub(super) fn unsigned_principal(
             access_key,
             region,
             arn: format!("arn:aws:iam::{DEV_ACCOUNT}:user/developer"),
-            allow: vec!["*".into()],
+            allow: Arc::from(["*".to_string()]),
         })
 }
 
