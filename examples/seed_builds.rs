@@ -45,6 +45,7 @@ async fn main() {
             sns_topic_arn: None,
             error: None,
             has_logs: true,
+            rendered: imagebuild::domain::RenderMemo::default(),
         });
         if batch.len() == 50_000 {
             store

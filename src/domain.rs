@@ -143,7 +143,47 @@ pub struct Build {
     pub error: Option<BuildError>,
     /// True once the installers ran and their output is stored (`InstallerLogs`).
     pub has_logs: bool,
+    /// The record's wire form, made once by the first listing that renders it.
+    #[serde(skip)]
+    pub rendered: RenderMemo,
 }
+
+/// What the operations layer rendered of a stored record (here: a build's JSON before and after
+/// its log URLs, which depend only on the record), made once per decoded record and kept with
+/// it, so a listing does not serialize the same record again for every request. Never stored,
+/// never compared, and emptied by `Clone`: a clone may be changed, and renders afresh.
+#[derive(Debug, Default)]
+pub struct RenderMemo(std::sync::OnceLock<Rendered>);
+
+/// A record's wire form in two parts (for a build: before and after its log URLs).
+pub type Rendered = (Box<[u8]>, Box<[u8]>);
+
+impl RenderMemo {
+    /// The memo, once made.
+    #[must_use]
+    pub fn get(&self) -> Option<&Rendered> {
+        self.0.get()
+    }
+
+    /// Keeps `parts` (the first ones kept win; a racing render made the same bytes).
+    pub fn keep(&self, parts: Rendered) -> &Rendered {
+        self.0.get_or_init(|| parts)
+    }
+}
+
+impl Clone for RenderMemo {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for RenderMemo {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for RenderMemo {}
 
 /// What the installers printed; stored apart from the build so listings never carry it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

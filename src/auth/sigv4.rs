@@ -979,9 +979,15 @@ mod tests {
                 body: b"",
             };
             let text = canonical_request(&r, &signed, "e3b0").unwrap();
-            assert!(text.contains("x-multi:a b,c d,e\nx-spaced:one two three\n\nhost;"), "{text}");
+            assert!(
+                text.contains("x-multi:a b,c d,e\nx-spaced:one two three\n\nhost;"),
+                "{text}"
+            );
             let streamed = canonical_request_hash(&r, &signed, "e3b0").unwrap();
-            assert_eq!(streamed.as_slice(), Sha256::digest(text.as_bytes()).as_slice());
+            assert_eq!(
+                streamed.as_slice(),
+                Sha256::digest(text.as_bytes()).as_slice()
+            );
         }
     }
 

@@ -331,6 +331,7 @@ pub async fn start_build(
         sns_topic_arn: input.sns_topic_arn.clone(),
         error: None,
         has_logs: false,
+        rendered: crate::domain::RenderMemo::default(),
     };
     let token = input.client_token.as_ref().map(|t| TokenClaim {
         token: t.clone(),
@@ -616,9 +617,12 @@ fn render_build(
     b: &Build,
     now_ms: i64,
 ) -> Result<Vec<u8>, serde_json::Error> {
-    let mut out = Vec::with_capacity(1024);
-    serde_json::to_writer(&mut out, &BuildHead::of(b))?;
-    out.pop(); // the head's '}'
+    let (head, tail) = match b.rendered.get() {
+        Some(parts) => parts,
+        None => b.rendered.keep(render_parts(b)?),
+    };
+    let mut out = Vec::with_capacity(head.len() + tail.len() + 512);
+    out.extend_from_slice(head);
     if b.has_logs {
         let expires = now_ms / 1000 + ctx.config.log_url_ttl_seconds;
         let sig = ctx
@@ -649,10 +653,20 @@ fn render_build(
             }
         }
     }
-    let at = out.len();
-    serde_json::to_writer(&mut out, &BuildTail::of(b))?;
-    out[at] = b','; // the tail's '{'
+    out.extend_from_slice(tail);
     Ok(out)
+}
+
+/// A build's JSON before its log URLs (without the closing `}`) and after them (from the `,`
+/// that follows them): what depends on the stored record only, so it is made once per record.
+fn render_parts(b: &Build) -> Result<crate::domain::Rendered, serde_json::Error> {
+    let mut head = serde_json::to_vec(&BuildHead::of(b))?;
+    head.pop(); // the head's '}'
+    let mut tail = serde_json::to_vec(&BuildTail::of(b))?;
+    if let Some(first) = tail.first_mut() {
+        *first = b','; // the tail's '{'
+    }
+    Ok((head.into_boxed_slice(), tail.into_boxed_slice()))
 }
 
 /// `s` as it appears inside a JSON string literal.
@@ -1090,6 +1104,27 @@ mod tests {
                 );
             }
         }
+        // Each build above was rendered three times: twice from its memo. A clone starts without
+        // it, so a changed clone renders its change.
+        assert!(builds.iter().all(|b| b.rendered.get().is_some()));
+        let mut changed = builds[1].clone();
+        assert!(changed.rendered.get().is_none());
+        changed.status = crate::domain::BuildStatus::Succeeded;
+        changed.destination_image_id = Some("ami-0123456789abcdef0".into());
+        let caller = Caller {
+            account: "123456789012".into(),
+            region: "us-east-1".into(),
+            base_url: "http://127.0.0.1:4580".into(),
+        };
+        let serde = serde_json::to_vec(&describe(
+            &ctx,
+            &caller,
+            std::sync::Arc::new(changed.clone()),
+            now,
+        ))
+        .unwrap();
+        assert_eq!(render_build(&ctx, &caller, &changed, now).unwrap(), serde);
+        assert!(String::from_utf8_lossy(&serde).contains("\"Status\":\"Succeeded\""));
     }
 
     #[test]

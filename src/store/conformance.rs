@@ -43,6 +43,7 @@ pub fn sample_build(account: &str, created_ms: i64, id: &str) -> Build {
         sns_topic_arn: None,
         error: None,
         has_logs: false,
+        rendered: crate::domain::RenderMemo::default(),
     }
 }
 
