@@ -608,20 +608,33 @@ impl<'a> BuildTail<'a> {
     }
 }
 
-/// One build's JSON, byte for byte what `serde_json::to_vec(&describe(…))` gives, with the log
-/// URLs written straight into the buffer: only their caller-given part (the base URL) and the
-/// build id go through JSON escaping, when they need it; the rest is known to need none.
+/// One build's JSON, byte for byte what `serde_json::to_vec(&describe(…))` gives.
+#[cfg(test)]
 fn render_build(
     ctx: &Ctx,
     caller: &Caller,
     b: &Build,
     now_ms: i64,
 ) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::with_capacity(1024);
+    write_build(&mut out, ctx, &escaped(&caller.base_url)?, b, now_ms)?;
+    Ok(out)
+}
+
+/// Appends one build's JSON to `out`, with the log URLs written straight into the buffer:
+/// only their caller-given part (the base URL, given here already escaped) and the build id go
+/// through JSON escaping, when they need it; the rest is known to need none.
+fn write_build(
+    out: &mut Vec<u8>,
+    ctx: &Ctx,
+    base_url: &[u8],
+    b: &Build,
+    now_ms: i64,
+) -> Result<(), serde_json::Error> {
     let (head, tail) = match b.rendered.get() {
         Some(parts) => parts,
         None => b.rendered.keep(render_parts(b)?),
     };
-    let mut out = Vec::with_capacity(head.len() + tail.len() + 512);
     out.extend_from_slice(head);
     if b.has_logs {
         let expires = now_ms / 1000 + ctx.config.log_url_ttl_seconds;
@@ -630,6 +643,7 @@ fn render_build(
             .sign(&b.account, &b.region, &b.build_id, expires);
         let mut digits = itoa::Buffer::new();
         let digits = digits.format(expires);
+        let id = escaped(&b.build_id)?;
         for (member, stream) in [
             ("StandardOutputUrl", super::logs::Stream::Stdout),
             ("StandardErrorUrl", super::logs::Stream::Stderr),
@@ -637,9 +651,9 @@ fn render_build(
             for part in [",\"", member, "\":\""] {
                 out.extend_from_slice(part.as_bytes());
             }
-            json_fragment(&mut out, &caller.base_url)?;
+            out.extend_from_slice(base_url);
             out.extend_from_slice(super::logs::LOGS_PATH.as_bytes());
-            json_fragment(&mut out, &b.build_id)?;
+            out.extend_from_slice(&id);
             for part in [
                 "/",
                 stream.as_str(),
@@ -654,7 +668,7 @@ fn render_build(
         }
     }
     out.extend_from_slice(tail);
-    Ok(out)
+    Ok(())
 }
 
 /// A build's JSON before its log URLs (without the closing `}`) and after them (from the `,`
@@ -669,17 +683,16 @@ fn render_parts(b: &Build) -> Result<crate::domain::Rendered, serde_json::Error>
     Ok((head.into_boxed_slice(), tail.into_boxed_slice()))
 }
 
-/// `s` as it appears inside a JSON string literal.
-fn json_fragment(out: &mut Vec<u8>, s: &str) -> Result<(), serde_json::Error> {
+/// `s` as it appears inside a JSON string literal (borrowed when it needs no escaping).
+fn escaped(s: &str) -> Result<std::borrow::Cow<'_, [u8]>, serde_json::Error> {
     if s.bytes().any(|c| c < 0x20 || c == b'"' || c == b'\\') {
-        let start = out.len();
-        serde_json::to_writer(&mut *out, s)?;
-        out.remove(start);
-        out.pop();
+        let quoted = serde_json::to_vec(s)?;
+        Ok(std::borrow::Cow::Owned(
+            quoted[1..quoted.len() - 1].to_vec(),
+        ))
     } else {
-        out.extend_from_slice(s.as_bytes());
+        Ok(std::borrow::Cow::Borrowed(s.as_bytes()))
     }
-    Ok(())
 }
 
 /// A build with the log URLs handed out with it.
@@ -849,48 +862,64 @@ fn render_page(
     now: i64,
     reuse: bool,
 ) -> Result<bytes::Bytes, OpError> {
-    let expires = now / 1000 + ctx.config.log_url_ttl_seconds;
-    let mut reused = if reuse {
-        ctx.fragments.get_all(&builds, &caller.base_url, expires)
+    let internal = |e: serde_json::Error| OpError::InternalServerErrorException(e.to_string());
+    let base_url = escaped(&caller.base_url).map_err(internal)?;
+    let mut out;
+    if reuse {
+        let fragments = reused_fragments(ctx, caller, &base_url, &builds, now).map_err(internal)?;
+        out = Vec::with_capacity(fragments.iter().map(bytes::Bytes::len).sum::<usize>() + 256);
+        out.extend_from_slice(b"{\"Builds\":[");
+        for (i, f) in fragments.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(f);
+        }
     } else {
-        vec![None; builds.len()]
-    };
-    let mut fresh = Vec::new();
-    for (i, b) in builds.iter().enumerate() {
-        if reused[i].is_none() {
-            let json = render_build(ctx, caller, b, now)
-                .map_err(|e| OpError::InternalServerErrorException(e.to_string()))?;
-            let json = bytes::Bytes::from(json);
-            reused[i] = Some(json.clone());
-            fresh.push((b.clone(), json));
+        // Nothing kept: each build is written straight into the answer.
+        out = Vec::with_capacity(builds.len() * 1024 + 256);
+        out.extend_from_slice(b"{\"Builds\":[");
+        for (i, b) in builds.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_build(&mut out, ctx, &base_url, b, now).map_err(internal)?;
         }
-    }
-    if reuse && !fresh.is_empty() {
-        ctx.fragments.put_all(fresh, &caller.base_url, expires);
-    }
-    let mut out = Vec::with_capacity(
-        reused
-            .iter()
-            .flatten()
-            .map(bytes::Bytes::len)
-            .sum::<usize>()
-            + 256,
-    );
-    out.extend_from_slice(b"{\"Builds\":[");
-    for (i, f) in reused.iter().flatten().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(f);
     }
     out.push(b']');
     if let Some(t) = next_token {
         out.extend_from_slice(b",\"NextToken\":");
-        serde_json::to_writer(&mut out, t)
-            .map_err(|e| OpError::InternalServerErrorException(e.to_string()))?;
+        serde_json::to_writer(&mut out, t).map_err(internal)?;
     }
     out.push(b'}');
     Ok(bytes::Bytes::from(out))
+}
+
+/// Each build's JSON, from the fragment cache when it was rendered from the very same stored
+/// build for the same base URL and log-URL expiry, else written now and kept there.
+fn reused_fragments(
+    ctx: &Ctx,
+    caller: &Caller,
+    base_url: &[u8],
+    builds: &[std::sync::Arc<Build>],
+    now: i64,
+) -> Result<Vec<bytes::Bytes>, serde_json::Error> {
+    let expires = now / 1000 + ctx.config.log_url_ttl_seconds;
+    let mut got = ctx.fragments.get_all(builds, &caller.base_url, expires);
+    let mut fresh = Vec::new();
+    for (slot, b) in got.iter_mut().zip(builds) {
+        if slot.is_none() {
+            let mut json = Vec::with_capacity(1024);
+            write_build(&mut json, ctx, base_url, b, now)?;
+            let json = bytes::Bytes::from(json);
+            *slot = Some(json.clone());
+            fresh.push((b.clone(), json));
+        }
+    }
+    if !fresh.is_empty() {
+        ctx.fragments.put_all(fresh, &caller.base_url, expires);
+    }
+    Ok(got.into_iter().flatten().collect())
 }
 
 #[cfg(test)]
@@ -1052,6 +1081,25 @@ mod tests {
             );
         }
         assert!(serde.windows(11).any(|w| w == b"\"NextToken\""));
+        // With reuse off every build is written straight into the answer: the same bytes.
+        let off = Ctx {
+            store: ctx.store.clone(),
+            clock: clock.clone(),
+            pages: crate::ops::page_cache::PageCache::new(0),
+            fragments: crate::ops::page_cache::FragmentCache::new(0),
+            draining: std::sync::atomic::AtomicBool::new(false),
+            ..failing_ctx()
+        };
+        let body = bytes::Bytes::from_static(b"{\"MaxResults\":3}");
+        for _ in 0..2 {
+            let got = describe_builds_json(&off, &caller, &body, input())
+                .await
+                .unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&serde)
+            );
+        }
     }
 
     #[test]
