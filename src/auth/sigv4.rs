@@ -110,13 +110,26 @@ impl<C: CredentialStore> Verifier<C> {
             .map(|c| Principal::of(&c, region.to_string()))
     }
 
+    /// AWS's order: the scope, the clock, the key and its session token, then the signature.
     fn check(
         &self,
         req: &SignedRequest<'_>,
         signed: &Signed,
         now_ms: i64,
     ) -> Result<Principal, AuthError> {
-        // Scope checks, before any key lookup.
+        self.check_scope(signed)?;
+        check_time(signed, now_ms)?;
+        let credential = self
+            .credentials
+            .lookup(&signed.scope.access_key)
+            .ok_or(AuthError::UnrecognizedClient)?;
+        check_token(req, signed, &credential, now_ms)?;
+        self.check_signature(req, signed, &credential)?;
+        Ok(Principal::of(&credential, signed.scope.region.clone()))
+    }
+
+    /// The credential scope and the signed headers, before any key lookup.
+    fn check_scope(&self, signed: &Signed) -> Result<(), AuthError> {
         let scope = &signed.scope;
         let date_value = signed.date_value.as_str();
         if scope.terminator != "aws4_request" {
@@ -150,74 +163,30 @@ impl<C: CredentialStore> Verifier<C> {
                 "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.".into(),
             ));
         }
-        if let Some(date_header) = signed.date_header {
-            if !signed.signed_headers.iter().any(|h| h == date_header) {
-                return Err(AuthError::InvalidSignature(format!(
+        match signed.date_header {
+            Some(date_header) if !signed.signed_headers.iter().any(|h| h == date_header) => {
+                Err(AuthError::InvalidSignature(format!(
                     "'{}' must be a 'SignedHeader' in the AWS Authorization.",
                     if date_header == "date" {
                         "Date"
                     } else {
                         "X-Amz-Date"
                     }
-                )));
+                )))
             }
+            _ => Ok(()),
         }
-        let t_ms = signed.t_ms;
-        match signed.expires_s {
-            // Header auth: the request must reach us within 5 minutes of its time stamp.
-            None if t_ms < now_ms - MAX_SKEW_MS => {
-                return Err(AuthError::InvalidSignature(format!(
-                    "Signature expired: {} is now earlier than {} ({} - 5 min.)",
-                    date_value,
-                    iso8601_basic(now_ms - MAX_SKEW_MS),
-                    iso8601_basic(now_ms)
-                )));
-            }
-            // Presigned: valid from X-Amz-Date until X-Amz-Date + X-Amz-Expires.
-            Some(expires) if now_ms > t_ms + expires * 1000 => {
-                return Err(AuthError::InvalidSignature(format!(
-                    "Signature expired: {} is now earlier than {} ({} + {} sec.)",
-                    iso8601_basic(t_ms + expires * 1000),
-                    iso8601_basic(now_ms),
-                    date_value,
-                    expires
-                )));
-            }
-            _ => {}
-        }
-        if t_ms > now_ms + MAX_SKEW_MS {
-            return Err(AuthError::InvalidSignature(format!(
-                "Signature not yet current: {} is still later than {} ({} + 5 min.)",
-                date_value,
-                iso8601_basic(now_ms + MAX_SKEW_MS),
-                iso8601_basic(now_ms)
-            )));
-        }
+    }
 
-        let credential = self
-            .credentials
-            .lookup(&scope.access_key)
-            .ok_or(AuthError::UnrecognizedClient)?;
-        let token = match &signed.token {
-            Some(t) => Some(Cow::Borrowed(t.as_str())),
-            None => header_str(req.headers, "x-amz-security-token")?,
-        };
-        match (&credential.session_token, token) {
-            (None, None) => {}
-            (Some(expected), Some(given)) => {
-                let e = expected.expose().as_bytes();
-                if e.len() != given.len() || !bool::from(e.ct_eq(given.as_bytes())) {
-                    return Err(AuthError::UnrecognizedClient);
-                }
-                if credential.expires_ms.is_some_and(|x| now_ms >= x) {
-                    return Err(AuthError::ExpiredToken);
-                }
-            }
-            // A temporary key without its token, or a token with a long-term key.
-            _ => return Err(AuthError::UnrecognizedClient),
-        }
-
-        // Payload hash: the raw body; x-amz-content-sha256 must agree when sent.
+    /// The signature over the canonical request, with the payload hash of the raw body (which
+    /// `x-amz-content-sha256` must agree with when sent), compared in constant time.
+    fn check_signature(
+        &self,
+        req: &SignedRequest<'_>,
+        signed: &Signed,
+        credential: &super::Credential,
+    ) -> Result<(), AuthError> {
+        let scope = &signed.scope;
         let body_hash = crate::encoding::hex(&Sha256::digest(req.body));
         let payload_hash = match header_str(req.headers, "x-amz-content-sha256")? {
             Some(claimed) if signed.expires_s.is_none() => {
@@ -230,12 +199,11 @@ impl<C: CredentialStore> Verifier<C> {
             }
             _ => body_hash,
         };
-
         let canonical = canonical_request_hash(req, &signed.signed_headers, &payload_hash)?;
         let mut string_to_sign = String::with_capacity(160);
         for part in [
             "AWS4-HMAC-SHA256\n",
-            date_value,
+            &signed.date_value,
             "\n",
             &scope.date,
             "/",
@@ -247,7 +215,12 @@ impl<C: CredentialStore> Verifier<C> {
         ] {
             string_to_sign.push_str(part);
         }
-        let key = self.signing_key(&scope.raw, credential.secret.expose(), t_ms, &scope.region);
+        let key = self.signing_key(
+            &scope.raw,
+            credential.secret.expose(),
+            signed.t_ms,
+            &scope.region,
+        );
         let expected = aws_sigv4::sign::v4::calculate_signature(key, string_to_sign.as_bytes());
         if expected.len() != signed.signature.len()
             || !bool::from(expected.as_bytes().ct_eq(signed.signature.as_bytes()))
@@ -256,7 +229,7 @@ impl<C: CredentialStore> Verifier<C> {
                 "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.".into(),
             ));
         }
-        Ok(Principal::of(&credential, scope.region.clone()))
+        Ok(())
     }
 
     /// The signing key of a credential scope (its date is the request's, already checked
@@ -290,6 +263,72 @@ impl<C: CredentialStore> Verifier<C> {
             cache.insert(scope.to_string(), key);
         }
         key
+    }
+}
+
+/// The request's time against the clock: within 5 minutes for header auth, within
+/// `X-Amz-Expires` for a presigned URL, and never more than 5 minutes ahead.
+fn check_time(signed: &Signed, now_ms: i64) -> Result<(), AuthError> {
+    let (t_ms, date_value) = (signed.t_ms, signed.date_value.as_str());
+    match signed.expires_s {
+        // Header auth: the request must reach us within 5 minutes of its time stamp.
+        None if t_ms < now_ms - MAX_SKEW_MS => {
+            return Err(AuthError::InvalidSignature(format!(
+                "Signature expired: {} is now earlier than {} ({} - 5 min.)",
+                date_value,
+                iso8601_basic(now_ms - MAX_SKEW_MS),
+                iso8601_basic(now_ms)
+            )));
+        }
+        // Presigned: valid from X-Amz-Date until X-Amz-Date + X-Amz-Expires.
+        Some(expires) if now_ms > t_ms + expires * 1000 => {
+            return Err(AuthError::InvalidSignature(format!(
+                "Signature expired: {} is now earlier than {} ({} + {} sec.)",
+                iso8601_basic(t_ms + expires * 1000),
+                iso8601_basic(now_ms),
+                date_value,
+                expires
+            )));
+        }
+        _ => {}
+    }
+    if t_ms > now_ms + MAX_SKEW_MS {
+        return Err(AuthError::InvalidSignature(format!(
+            "Signature not yet current: {} is still later than {} ({} + 5 min.)",
+            date_value,
+            iso8601_basic(now_ms + MAX_SKEW_MS),
+            iso8601_basic(now_ms)
+        )));
+    }
+    Ok(())
+}
+
+/// The session token: required with (and only with) temporary credentials, equal in constant
+/// time, and not past their expiry.
+fn check_token(
+    req: &SignedRequest<'_>,
+    signed: &Signed,
+    credential: &super::Credential,
+    now_ms: i64,
+) -> Result<(), AuthError> {
+    let token = match &signed.token {
+        Some(t) => Some(Cow::Borrowed(t.as_str())),
+        None => header_str(req.headers, "x-amz-security-token")?,
+    };
+    match (&credential.session_token, token) {
+        (None, None) => Ok(()),
+        (Some(expected), Some(given)) => {
+            let e = expected.expose().as_bytes();
+            if e.len() != given.len() || !bool::from(e.ct_eq(given.as_bytes())) {
+                return Err(AuthError::UnrecognizedClient);
+            }
+            if credential.expires_ms.is_some_and(|x| now_ms >= x) {
+                return Err(AuthError::ExpiredToken);
+            }
+            Ok(())
+        }
+        // A temporary key without its token, or a token with a long-term key.
+        _ => Err(AuthError::UnrecognizedClient),
     }
 }
 
