@@ -14,22 +14,29 @@ use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
 use tracing_subscriber::fmt::FmtContext;
 use tracing_subscriber::registry::LookupSpan;
 
-/// Logs go to stderr through a writer thread: request threads format their line and hand it
-/// over (waiting, never dropping, if 64k lines are queued); the thread writes them in batches
-/// of up to 64 KiB and flushes whenever the queue is empty. Keep the guard until exit: dropping
-/// it flushes what is left.
-pub fn init(format: crate::config::LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+pub mod batch;
+
+/// Logs go to stderr through a writer thread (`batch`): request threads append their line and
+/// go on; the thread writes what gathered every 20 ms (sooner past 64 KiB), never dropping a
+/// line. Keep the guard until exit: dropping it writes what is left. When the thread cannot
+/// start, lines go straight to stderr.
+pub fn init(format: crate::config::LogFormat) -> Option<batch::Guard> {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("IMAGEBUILD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(65_536)
-        .thread_name("imagebuild-log")
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
+    let (writer, guard) = match batch::start(std::io::stderr(), "imagebuild-log") {
+        Ok((w, g)) => (
+            tracing_subscriber::fmt::writer::BoxMakeWriter::new(w),
+            Some(g),
+        ),
+        Err(e) => {
+            eprintln!("imagebuild: no log writer thread ({e}); logging straight to stderr");
+            (
+                tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr),
+                None,
+            )
+        }
+    };
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
