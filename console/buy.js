@@ -66,7 +66,7 @@ export async function buildDetail(id) {
   const logs = [b.StandardOutputUrl && h("a", { href: b.StandardOutputUrl, target: "_blank", rel: "noopener" }, "stdout"),
     b.StandardErrorUrl && h("a", { href: b.StandardErrorUrl, target: "_blank", rel: "noopener" }, "stderr")].filter(Boolean);
   show(h("p", {}, h("a", { href: "#/builds" }, "← Builds")),
-    h("div", { class: "page-head" }, h("h1", {}, b.DestinationImage?.Name || "Build"), h("span", { id: "build-status" }, badge(b.Status))),
+    h("div", { class: "page-head" }, h("h1", {}, b.DestinationImage?.Name ? `Build of “${b.DestinationImage.Name}”` : "Build"), h("span", { id: "build-status" }, badge(b.Status))),
     h("div", { id: "page-error" }),
     b.Status === "InProgress" ? alertBox("info", "In progress…", "The page updates as the build moves on.")
       : b.Status === "Succeeded" ? alertBox("success", "Build succeeded", `Your new AMI is ${b.DestinationImage?.Id}.`)
@@ -77,7 +77,7 @@ export async function buildDetail(id) {
       h("dt", {}, "Source AMI"), h("dd", {}, h("code", {}, b.SourceImage?.Id || "—")),
       h("dt", {}, "New AMI"), h("dd", {}, b.DestinationImage?.Id ? h("code", {}, b.DestinationImage.Id) : "—"),
       h("dt", {}, "Started"), h("dd", {}, when(b.StartTime)),
-      h("dt", {}, "Ended"), h("dd", {}, when(b.EndTime)),
+      h("dt", {}, "Last updated"), h("dd", {}, when(b.LastUpdateTime)),
       h("dt", {}, "Logs"), h("dd", { id: "build-logs" }, logs.length ? logs.flatMap((a, i) => (i ? [" · ", a] : [a])) : "—")));
   if (b.Status === "InProgress") poll(() => buildDetail(id), { backoff: true });
 }
