@@ -5,8 +5,34 @@
 import {
   h, show, badge, alertBox, when, focusHeading, readable, session, call, all, poll, showError,
   fieldError, beginRoute, stopPolling, labelCells, LABEL, ROLE_PATTERN, USER_PATTERN, Superseded, isCurrent,
+  pagesOf, pager, emptyState,
 } from "./lib.js";
-import { productRoutes } from "./products.js";
+import { products, productDetail } from "./products.js";
+import { changeForm } from "./forms.js";
+import { changeRequests, changeRequest, findings } from "./changes.js";
+import { buildFromVersion, buildDetail } from "./buy.js";
+
+/** The pages of seed 002 and the buyer's build, by path: the first pattern that matches. */
+const PAGES = [
+  [/^\/products$/, (m, params) => products(params)],
+  [/^\/products\/new$/, () => changeForm(null, "create")],
+  [/^\/products\/([\w-]+)$/, (m) => productDetail(m[1])],
+  [/^\/products\/([\w-]+)\/change\/([\w-]+)$/, (m) => changeForm(m[1], m[2])],
+  [/^\/changes$/, (m, params) => changeRequests(params)],
+  [/^\/changes\/(\w+)$/, (m) => changeRequest(m[1])],
+  [/^\/changes\/(\w+)\/findings\/(\d+)$/, (m) => findings(m[1], Number(m[2]))],
+  [/^\/build$/, (m, params) => buildFromVersion(params)],
+  [/^\/builds\/([\w-]+)$/, (m) => buildDetail(m[1])],
+];
+
+/** The page of `path` in PAGES, started, or null. */
+function otherPage(path, params) {
+  for (const [pattern, open] of PAGES) {
+    const m = pattern.exec(path);
+    if (m) return open(m, params);
+  }
+  return null;
+}
 
 const MAX_AMIS = 25;
 const STATUSES = ["Ingesting", "Scanning", "Succeeded", "IssuesFound", "IngestionFailed", "Failed", "InternalError"];
@@ -83,7 +109,7 @@ function findingsSummary(c) {
 
 async function manageAmis(params) {
   const status = params.get("status") || "";
-  const tokens = (params.get("pages") || "").split(",").filter(Boolean);
+  const tokens = pagesOf(params);
   const [c, page] = await Promise.all([
     counts(),
     call("scan", "DescribeScans", {
@@ -96,10 +122,9 @@ async function manageAmis(params) {
   const header = h("div", { class: "page-head" }, h("h1", {}, "Amazon Machine Images"), addButton);
   if (c.total === 0) {
     show(header, h("div", { id: "page-error" }),
-      h("section", { class: "card empty", "aria-labelledby": "empty-title" },
-        h("h2", { id: "empty-title" }, "No AMIs shared with AWS Marketplace yet"),
-        h("p", {}, "Add AMIs from your account to have AWS Marketplace scan them for vulnerabilities and policy issues. Results typically arrive in less than an hour."),
-        h("a", { class: "button primary", href: "#/amis/add" }, "Add AMI")));
+      emptyState("No AMIs shared with AWS Marketplace yet",
+        "Add AMIs from your account to have AWS Marketplace scan them for vulnerabilities and policy issues. Results typically arrive in less than an hour.",
+        "#/amis/add", "Add AMI"));
     return;
   }
   const link = (s) => `#/amis?status=${encodeURIComponent(s)}`;
@@ -131,17 +156,13 @@ async function manageAmis(params) {
     h("td", {}, findingsSummary(s.FindingCounts)),
     h("td", {}, when(s.LastUpdateTime)),
     h("td", {}, h("a", { href: `#/scans/${s.ScanId}`, "aria-label": `View details of ${s.SourceImage.Id}` }, "View details"))));
-  const base = status ? `status=${encodeURIComponent(status)}&` : "";
-  const pager = h("nav", { class: "pager", "aria-label": "Pages" },
-    tokens.length ? h("a", { class: "button", href: `#/amis?${base}pages=${tokens.slice(0, -1).join(",")}` }, "Previous page") : null,
-    h("span", { class: "muted" }, `Page ${tokens.length + 1}`),
-    page.NextToken ? h("a", { class: "button", href: `#/amis?${base}pages=${[...tokens, page.NextToken].join(",")}` }, "Next page") : null);
+  const pages = pager(`#/amis?${status ? `status=${encodeURIComponent(status)}&` : ""}`, tokens, page.NextToken);
   show(header, h("div", { id: "page-error" }), chips, ...alerts,
     h("div", { class: "table-wrap" }, h("table", {},
       h("caption", {}, status ? `AMIs whose latest scan is ${LABEL[status].toLowerCase()}` : "Your AMIs and their latest scan"),
       h("thead", {}, h("tr", {}, ...["AMI ID", "AMI name", "Status", "Attempt", "Findings", "Last updated", ""].map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 7 }, "No AMIs with this status."))))),
-    pager);
+    pages);
   if (page.Scans.some((s) => s.Status === "Ingesting" || s.Status === "Scanning")) {
     poll(() => manageAmis(params));
   }
@@ -462,7 +483,7 @@ async function scanDetails(id) {
 // ---------------------------------------------------------------- builds
 
 async function builds(params) {
-  const tokens = (params.get("pages") || "").split(",").filter(Boolean);
+  const tokens = pagesOf(params);
   const page = await call("build", "DescribeBuilds", { MaxResults: 10, ...(tokens.length ? { NextToken: tokens[tokens.length - 1] } : {}) });
   const fo = h("input", { id: "fo-ids", spellcheck: "false", placeholder: "fo-…", required: true, "aria-describedby": "fo-help" });
   const src = h("input", { id: "source-image", spellcheck: "false", placeholder: "ami-…", required: true });
@@ -512,10 +533,7 @@ async function builds(params) {
       b.StandardOutputUrl && b.StandardErrorUrl ? " · " : null,
       b.StandardErrorUrl ? h("a", { href: b.StandardErrorUrl, target: "_blank", rel: "noopener" }, "stderr") : null,
       !b.StandardOutputUrl && !b.StandardErrorUrl ? "—" : null)));
-  const pager = h("nav", { class: "pager", "aria-label": "Pages" },
-    tokens.length ? h("a", { class: "button", href: `#/builds?pages=${tokens.slice(0, -1).join(",")}` }, "Previous page") : null,
-    h("span", { class: "muted" }, `Page ${tokens.length + 1}`),
-    page.NextToken ? h("a", { class: "button", href: `#/builds?pages=${[...tokens, page.NextToken].join(",")}` }, "Next page") : null);
+  const pages = pager("#/builds?", tokens, page.NextToken);
   const existing = document.getElementById("builds-table");
   const table = h("div", { class: "table-wrap", id: "builds-table" }, h("table", {},
     h("caption", {}, "Your builds, newest first"),
@@ -525,7 +543,7 @@ async function builds(params) {
     existing.replaceWith(table);
     labelCells(table);
   } else {
-    show(h("h1", {}, "Builds"), h("div", { id: "page-error" }), form, table, pager);
+    show(h("h1", {}, "Builds"), h("div", { id: "page-error" }), form, table, pages);
   }
   if (page.Builds.some((b) => b.Status === "InProgress")) poll(() => builds(params));
 }
@@ -557,7 +575,7 @@ async function route() {
     else if (path.startsWith("/scans/")) await scanDetails(decodeURIComponent(path.slice(7)));
     else if (path === "/builds") await builds(params);
     else {
-      const page = productRoutes(path, params);
+      const page = otherPage(path, params);
       if (page) await page;
       else {
         if (path !== "/amis") wizard = null;

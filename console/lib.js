@@ -288,6 +288,14 @@ export function pager(base, tokens, next) {
     next ? h("a", { class: "button", href: href([...tokens, next]) }, "Next page") : null);
 }
 
+/** A page's empty state: what is missing, why it matters, and the one action that starts it. */
+export function emptyState(title, text, href, action) {
+  return h("section", { class: "card empty", "aria-labelledby": "empty-title" },
+    h("h2", { id: "empty-title" }, title),
+    h("p", {}, text),
+    h("a", { class: "button primary", href }, action));
+}
+
 export function fieldError(id, text) {
   return h("p", { id, class: "field-error", role: "alert" }, text);
 }

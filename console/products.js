@@ -3,31 +3,14 @@
 // change set (`AmiProduct@1.0`) signed in this page, like every other call.
 
 import {
-  h, show, badge, alertBox, when, catalog, call, poll, pagesOf, pager, CATALOG, LABEL,
+  h, show, badge, alertBox, when, catalog, call, poll, pagesOf, pager, emptyState, CATALOG, LABEL,
 } from "./lib.js";
-import { changeRequests, changeRequest, findings, setsTable, describeAll, inFlight } from "./changes.js";
-import { changeForm } from "./forms.js";
-import { buildFromVersion, buildDetail } from "./buy.js";
+import { setsTable, describeAll, inFlight } from "./changes.js";
 
 const PAGE = 20;
 const VISIBILITIES = ["Draft", "Limited", "Public", "Restricted"];
 /** Marketplace's Managed Catalog Operations accounts, on every product's allowlist. */
 export const MCO_ACCOUNTS = ["297512042063", "782858285006"];
-
-/** The page for a path of the products area, or null when the path is not one of its pages. */
-export function productRoutes(path, params) {
-  let m;
-  if (path === "/products") return products(params);
-  if (path === "/products/new") return changeForm(null, "create");
-  if ((m = /^\/products\/([\w-]+)$/.exec(path))) return productDetail(m[1]);
-  if ((m = /^\/products\/([\w-]+)\/change\/([\w-]+)$/.exec(path))) return changeForm(m[1], m[2]);
-  if (path === "/changes") return changeRequests(params);
-  if ((m = /^\/changes\/(\w+)$/.exec(path))) return changeRequest(m[1]);
-  if ((m = /^\/changes\/(\w+)\/findings\/(\d+)$/.exec(path))) return findings(m[1], Number(m[2]));
-  if (path === "/build") return buildFromVersion(params);
-  if ((m = /^\/builds\/([\w-]+)$/.exec(path))) return buildDetail(m[1]);
-  return null;
-}
 
 /** Every delivery option of a product with its version and source. */
 export function optionsOf(doc) {
@@ -46,7 +29,7 @@ export function statusBadge(visibility) {
 
 // ---------------------------------------------------------------- the list
 
-async function products(params) {
+export async function products(params) {
   const status = params.get("status") || "";
   const q = params.get("q") || "";
   const tokens = pagesOf(params);
@@ -66,10 +49,9 @@ async function products(params) {
     h("a", { class: "button primary", href: "#/products/new" }, "Create product"));
   if (!list.length && !status && !q && !tokens.length) {
     show(head, h("div", { id: "page-error" }),
-      h("section", { class: "card empty", "aria-labelledby": "empty-title" },
-        h("h2", { id: "empty-title" }, "No server products yet"),
-        h("p", {}, "Create a product, add a version from a scanned AMI or a software package, then release it to Limited for your allowlisted buyers."),
-        h("a", { class: "button primary", href: "#/products/new" }, "Create product")));
+      emptyState("No server products yet",
+        "Create a product, add a version from a scanned AMI or a software package, then release it to Limited for your allowlisted buyers.",
+        "#/products/new", "Create product"));
     return;
   }
   const details = list.length
@@ -119,7 +101,7 @@ function productTable(list, details) {
 
 // ---------------------------------------------------------------- one product
 
-async function productDetail(id) {
+export async function productDetail(id) {
   let e;
   try {
     e = await entityDescribe(id);
