@@ -850,6 +850,10 @@ async fn list_page(
     Ok((page.builds, next_token))
 }
 
+/// What a `DescribeBuildsOutput` page opens with, and what comes before its `NextToken`.
+const PAGE_OPEN: &[u8] = b"{\"Builds\":[";
+const PAGE_TOKEN: &[u8] = b",\"NextToken\":";
+
 /// Renders a page as `DescribeBuildsOutput` JSON, each build's object reused from the
 /// fragment cache when it was rendered from the very same stored build (the same decoded
 /// record), for the same base URL and log-URL expiry (whole seconds), so the bytes are the
@@ -864,11 +868,10 @@ fn render_page(
 ) -> Result<bytes::Bytes, OpError> {
     let internal = |e: serde_json::Error| OpError::InternalServerErrorException(e.to_string());
     let base_url = escaped(&caller.base_url).map_err(internal)?;
-    let mut out;
+    let mut out = Vec::with_capacity(builds.len() * 1024 + 256);
+    out.extend_from_slice(PAGE_OPEN);
     if reuse {
         let fragments = reused_fragments(ctx, caller, &base_url, &builds, now).map_err(internal)?;
-        out = Vec::with_capacity(fragments.iter().map(bytes::Bytes::len).sum::<usize>() + 256);
-        out.extend_from_slice(b"{\"Builds\":[");
         for (i, f) in fragments.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
@@ -877,8 +880,6 @@ fn render_page(
         }
     } else {
         // Nothing kept: each build is written straight into the answer.
-        out = Vec::with_capacity(builds.len() * 1024 + 256);
-        out.extend_from_slice(b"{\"Builds\":[");
         for (i, b) in builds.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
@@ -888,7 +889,7 @@ fn render_page(
     }
     out.push(b']');
     if let Some(t) = next_token {
-        out.extend_from_slice(b",\"NextToken\":");
+        out.extend_from_slice(PAGE_TOKEN);
         serde_json::to_writer(&mut out, t).map_err(internal)?;
     }
     out.push(b'}');
