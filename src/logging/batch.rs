@@ -24,6 +24,8 @@ struct Shared {
     /// Writers wait here while the buffer is over `CAP`.
     room: Condvar,
     stop: AtomicBool,
+    /// `CAP`, smaller in tests.
+    cap: usize,
 }
 
 impl Shared {
@@ -52,11 +54,20 @@ pub fn start(
     out: impl Write + Send + 'static,
     name: &str,
 ) -> std::io::Result<(BatchWriter, Guard)> {
+    start_capped(out, name, CAP)
+}
+
+fn start_capped(
+    out: impl Write + Send + 'static,
+    name: &str,
+    cap: usize,
+) -> std::io::Result<(BatchWriter, Guard)> {
     let shared = Arc::new(Shared {
         buf: Mutex::new(Vec::with_capacity(HIGH)),
         wake: Condvar::new(),
         room: Condvar::new(),
         stop: AtomicBool::new(false),
+        cap,
     });
     let s = shared.clone();
     let thread = std::thread::Builder::new()
@@ -112,7 +123,7 @@ impl Write for BatchWriter {
             return std::io::stderr().write(line);
         }
         let mut buf = s.lock();
-        while buf.len() > CAP && !s.stop.load(Ordering::Acquire) {
+        while buf.len() > s.cap && !s.stop.load(Ordering::Acquire) {
             buf = s
                 .room
                 .wait(buf)
@@ -202,6 +213,66 @@ mod tests {
         }
         assert_eq!(text.lines().count(), 20_000);
         assert!(writes < 2_000, "{writes} writes for 20,000 lines");
+    }
+
+    /// A sink that holds every write until the test opens it.
+    struct Gate(Arc<(Mutex<bool>, Condvar)>, Sink);
+
+    impl Write for Gate {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            let (open, cv) = &*self.0;
+            let mut g = open.lock().unwrap();
+            while !*g {
+                g = cv.wait(g).unwrap();
+            }
+            self.1.write(b)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Opens the gate when dropped, so a failing assertion ends the test instead of leaving
+    /// the thread (joined by the log guard) blocked for ever.
+    struct Opener(Arc<(Mutex<bool>, Condvar)>);
+
+    impl Drop for Opener {
+        fn drop(&mut self) {
+            if let Ok(mut g) = self.0 .0.lock() {
+                *g = true;
+            }
+            self.0 .1.notify_all();
+        }
+    }
+
+    #[test]
+    fn past_the_cap_a_writer_waits_instead_of_dropping() {
+        let gate = Arc::new((Mutex::new(false), Condvar::new()));
+        let sink = Sink::default();
+        let (w, guard) = start_capped(Gate(gate.clone(), sink.clone()), "test-log", 64).unwrap();
+        let opener = Opener(gate.clone()); // dropped before `guard` on every path
+        let done = Arc::new(AtomicBool::new(false));
+        let (mut w2, done2) = (w.clone(), done.clone());
+        let writer = std::thread::spawn(move || {
+            for i in 0..100 {
+                w2.write_all(format!("line {i:03} of a writer that must wait\n").as_bytes())
+                    .unwrap();
+            }
+            done2.store(true, Ordering::Release);
+        });
+        std::thread::sleep(FLUSH_EVERY * 10);
+        assert!(
+            !done.load(Ordering::Acquire),
+            "the writer went past the cap without waiting"
+        );
+        drop(opener);
+        writer.join().unwrap();
+        drop(guard);
+        let text = String::from_utf8(sink.0.lock().unwrap().0.clone()).unwrap();
+        let want: Vec<String> = (0..100)
+            .map(|i| format!("line {i:03} of a writer that must wait"))
+            .collect();
+        assert_eq!(text.lines().collect::<Vec<_>>(), want);
     }
 
     #[test]
