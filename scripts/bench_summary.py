@@ -76,6 +76,11 @@ row("wrk (second load generator), 16 connections: DescribeBuilds / bare hyper",
 row("same, answer reuse off",
     f"{med('wrk-describe-uncached', 'rps'):,.0f} req/s = {med('wrk-describe-uncached', 'rps') / med('wrk-bare', 'rps'):.0%}",
     ">= 50 % (issue 18)")
+row("server CPU a request during the wrk runs (user + system, all threads): bare hyper / reuse on / reuse off",
+    f"{med('wrk-bare', 'server_cpu_us_per_req'):.1f} / {med('wrk-describe', 'server_cpu_us_per_req'):.1f} / "
+    f"{med('wrk-describe-uncached', 'server_cpu_us_per_req'):.1f} µs = 1 / "
+    f"{med('wrk-describe', 'server_cpu_us_per_req') / med('wrk-bare', 'server_cpu_us_per_req'):.1f} / "
+    f"{med('wrk-describe-uncached', 'server_cpu_us_per_req') / med('wrk-bare', 'server_cpu_us_per_req'):.1f}", "")
 row("wrk p99, DescribeBuilds / bare hyper",
     f"{med('wrk-describe', 'p99_ms'):.3f} / {med('wrk-bare', 'p99_ms'):.3f} ms = {med('wrk-describe', 'p99_ms') / med('wrk-bare', 'p99_ms'):.1f}x",
     "<= 1.5x (issue 18)")

@@ -89,7 +89,8 @@ pub async fn serve(
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
-            .max_headers(100)
+            // At most 100 headers: hyper's default. Setting the same number explicitly would
+            // initialise a 100-slot array for every request it parses (measured, 1 % of CPU).
             .max_buf_size(64 * 1024)
             .serve_connection(
                 TokioIo::new(stream),

@@ -705,6 +705,23 @@ async fn hardening_limits_hold() {
     )
     .await;
     assert!(out.is_empty() || out.starts_with("HTTP/1.1 431"), "{out}");
+    // the limit is 100 headers (Host, the X-H ones, Content-Length): 100 are read (and the
+    // request refused for its signature), 101 are not
+    for (extra, refused) in [(98, false), (99, true)] {
+        let headers: String = (0..extra).map(|i| format!("X-H{i}: v\r\n")).collect();
+        let out = raw_exchange(
+            app.addr,
+            format!("POST / HTTP/1.1\r\nHost: x\r\n{headers}Content-Length: 0\r\n\r\n").as_bytes(),
+            Duration::from_secs(2),
+        )
+        .await;
+        assert_eq!(
+            out.is_empty() || out.starts_with("HTTP/1.1 431"),
+            refused,
+            "{extra} extra headers: {}",
+            &out[..out.len().min(200)]
+        );
+    }
     let huge = format!(
         "POST / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
         "a".repeat(200_000)
