@@ -11,6 +11,7 @@
 pub mod dynamo;
 pub mod instrumented;
 pub mod metrics;
+pub mod newest;
 pub mod sqlite;
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use rand::RngCore;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::newest::{Change, Newest, WINDOW};
 use super::{
     BuildQuery, CreateOutcome, Cursor, Doc, DocWrite, Effects, OutboxEntry, Page,
     ScanCreateOutcome, ScanPage, ScanQuery, SigningKey, StatusCount, Store, StoreError, TokenClaim,
@@ -113,6 +114,8 @@ struct Inner {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     decoded: Mutex<DecodedCache>,
+    /// The newest builds of recently listed owners, kept by the writer (see `newest`).
+    newest: Newest,
     /// Bumped after every write transaction (see `Store::generation`).
     generation: AtomicU64,
     /// Writes waiting for the next group commit (see `write`).
@@ -228,6 +231,7 @@ impl SqliteStore {
                 writer: Mutex::new(writer),
                 readers: Mutex::new(readers),
                 decoded: Mutex::default(),
+                newest: Newest::default(),
                 generation: AtomicU64::new(0),
                 pending: Mutex::default(),
                 committing: std::sync::atomic::AtomicBool::new(false),
@@ -249,6 +253,7 @@ impl SqliteStore {
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
                 decoded: Mutex::default(),
+                newest: Newest::default(),
                 generation: AtomicU64::new(0),
                 pending: Mutex::default(),
                 committing: std::sync::atomic::AtomicBool::new(false),
@@ -270,11 +275,15 @@ impl SqliteStore {
     /// # Errors
     /// `StoreError::Unavailable` if the transaction fails (nothing is written then).
     pub async fn import_builds(&self, builds: Vec<Build>) -> Result<(), StoreError> {
-        self.write(move |tx| {
+        self.write_changing(move |tx| {
             for b in &builds {
                 insert_build(tx, b)?;
             }
-            Ok(())
+            let changes = builds
+                .into_iter()
+                .map(|b| Change::Upsert(Arc::new(b)))
+                .collect();
+            Ok(((), changes))
         })
         .await
     }
@@ -291,14 +300,28 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.write_changing(move |conn| f(conn).map(|t| (t, Vec::new())))
+            .await
+    }
+
+    /// `write` for writes that change builds: `f` also says what changed, which the writer
+    /// applies to the in-memory windows once the group is committed (see `newest`).
+    async fn write_changing<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<(T, Vec<Change>), StoreError> + Send + 'static,
+    {
         let (answer, answered) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |conn| {
-            let out = f(conn);
+            let (out, changes) = match f(conn) {
+                Ok((t, changes)) => (Ok(t), changes),
+                Err(e) => (Err(e), Vec::new()),
+            };
             let ok = out.is_ok();
             let complete: Completion = Box::new(move |committed| {
                 let _ = answer.send(committed.map_err(StoreError::Unavailable).and(out));
             });
-            (ok, complete)
+            (ok, complete, changes)
         });
         self.inner
             .pending
@@ -356,8 +379,9 @@ impl SqliteStore {
 
 /// Called with the group's COMMIT outcome; sends the write's answer.
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
-/// One queued write: runs on the writer connection, says whether it succeeded.
-type Job = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
+/// One queued write: runs on the writer connection, says whether it succeeded and what it
+/// changed.
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Completion, Vec<Change>) + Send>;
 
 impl Inner {
     /// The committer: runs groups until the queue is empty, then steps down (and steps back up
@@ -412,13 +436,16 @@ impl Inner {
             return Ok(());
         }
         let mut completions = Vec::with_capacity(jobs.len());
+        let mut changes = Vec::new();
+        // A savepoint that could not be closed leaves the changes of this group unknown.
+        let mut changes_known = true;
         for job in jobs {
             // Each write is atomic on its own: a write that fails is rolled back to here.
             if let Err(e) = run("SAVEPOINT job") {
                 tracing::error!(error = %e, "cannot open a savepoint; the write is dropped");
                 continue;
             }
-            let (ok, complete) = job(&conn);
+            let (ok, complete, changed) = job(&conn);
             let closed = if ok {
                 run("RELEASE job")
             } else {
@@ -426,6 +453,9 @@ impl Inner {
             };
             if let Err(e) = closed {
                 tracing::error!(error = %e, "cannot close a savepoint");
+                changes_known = false;
+            } else if ok {
+                changes.extend(changed);
             }
             completions.push(complete);
         }
@@ -441,7 +471,13 @@ impl Inner {
         if committed.is_err() && !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
         }
-        // After the commit and before any writer's caller hears of it.
+        // After the commit and before any writer's caller hears of it. A failed COMMIT may
+        // still have written (an I/O error past the WAL append): then the windows start over.
+        if committed.is_ok() && changes_known {
+            self.newest.apply(&changes);
+        } else {
+            self.newest.clear();
+        }
         self.generation.fetch_add(1, Ordering::SeqCst);
         drop(conn);
         for complete in completions {
@@ -551,6 +587,66 @@ fn insert_notification(tx: &Connection, n: &Notification) -> Result<(), StoreErr
     )
     .map_err(unavailable)?;
     Ok(())
+}
+
+/// StartBuild's write: the client token (a replay answers the first build), the limit of
+/// builds in progress, then the build, its token and its notification.
+fn create_in(
+    tx: &Connection,
+    build: &Build,
+    token: Option<&TokenClaim>,
+    max_in_progress: u32,
+    notification: Option<&Notification>,
+) -> Result<CreateOutcome, StoreError> {
+    if let Some(t) = token {
+        let prior: Option<(String, String)> = row(tx,
+                "SELECT param_hash, build_id FROM tokens WHERE account = ?1 AND region = ?2 AND operation = 'StartBuild' AND token = ?3",
+                params![build.account, build.region, t.token],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(unavailable)?;
+        if let Some((hash, build_id)) = prior {
+            if hash != t.param_hash {
+                return Ok(CreateOutcome::TokenMismatch);
+            }
+            let body: String = row(
+                tx,
+                "SELECT body FROM builds WHERE build_id = ?1",
+                [build_id],
+                |r| r.get(0),
+            )
+            .map_err(unavailable)?;
+            return Ok(CreateOutcome::Replayed(Box::new(decode_build(&body)?)));
+        }
+    }
+    // A counter kept in step with every status change: O(1), not O(builds in progress).
+    let in_progress: i64 = row(
+        tx,
+        "SELECT n FROM in_progress WHERE account = ?1 AND region = ?2",
+        params![build.account, build.region],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(unavailable)?
+    .unwrap_or(0);
+    if in_progress >= i64::from(max_in_progress) {
+        return Ok(CreateOutcome::LimitExceeded {
+            limit: max_in_progress,
+        });
+    }
+    insert_build(tx, build)?;
+    if let Some(t) = token {
+        exec(tx,
+            "INSERT INTO tokens(account, region, operation, token, param_hash, build_id, created_ms) VALUES (?1, ?2, 'StartBuild', ?3, ?4, ?5, ?6)",
+            params![build.account, build.region, t.token, t.param_hash, build.build_id, build.created_ms],
+        )
+        .map_err(unavailable)?;
+    }
+    if let Some(n) = notification {
+        insert_notification(tx, n)?;
+    }
+    Ok(CreateOutcome::Created)
 }
 
 /// Decoded builds by id, reused while their version is unchanged: listings mostly return
@@ -1130,48 +1226,19 @@ impl Store for SqliteStore {
         let build = build.clone();
         let token = token.cloned();
         let notification = notification.cloned();
-        self.write(move |tx| {
-            if let Some(t) = &token {
-                let prior: Option<(String, String)> = row(tx,
-                        "SELECT param_hash, build_id FROM tokens WHERE account = ?1 AND region = ?2 AND operation = 'StartBuild' AND token = ?3",
-                        params![build.account, build.region, t.token],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .optional()
-                    .map_err(unavailable)?;
-                if let Some((hash, build_id)) = prior {
-                    if hash != t.param_hash {
-                        return Ok(CreateOutcome::TokenMismatch);
-                    }
-                    let body: String = row(tx, "SELECT body FROM builds WHERE build_id = ?1", [build_id], |r| r.get(0))
-                        .map_err(unavailable)?;
-                    return Ok(CreateOutcome::Replayed(Box::new(decode_build(&body)?)));
-                }
-            }
-            // A counter kept in step with every status change: O(1), not O(builds in progress).
-            let in_progress: i64 = row(tx,
-                    "SELECT n FROM in_progress WHERE account = ?1 AND region = ?2",
-                    params![build.account, build.region],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(unavailable)?
-                .unwrap_or(0);
-            if in_progress >= i64::from(max_in_progress) {
-                return Ok(CreateOutcome::LimitExceeded { limit: max_in_progress });
-            }
-            insert_build(tx, &build)?;
-            if let Some(t) = &token {
-                exec(tx,
-                    "INSERT INTO tokens(account, region, operation, token, param_hash, build_id, created_ms) VALUES (?1, ?2, 'StartBuild', ?3, ?4, ?5, ?6)",
-                    params![build.account, build.region, t.token, t.param_hash, build.build_id, build.created_ms],
-                )
-                .map_err(unavailable)?;
-            }
-            if let Some(n) = &notification {
-                insert_notification(tx, n)?;
-            }
-                        Ok(CreateOutcome::Created)
+        self.write_changing(move |tx| {
+            let outcome = create_in(
+                tx,
+                &build,
+                token.as_ref(),
+                max_in_progress,
+                notification.as_ref(),
+            )?;
+            let changes = match outcome {
+                CreateOutcome::Created => vec![Change::Upsert(Arc::new(build))],
+                _ => Vec::new(),
+            };
+            Ok((outcome, changes))
         })
         .await
     }
@@ -1186,7 +1253,14 @@ impl Store for SqliteStore {
         let after = after.cloned();
         let inner = self.inner.clone();
         self.read(move |conn| {
-            let mut builds = list_sql(conn, &inner.decoded, &q, after.as_ref(), limit)?;
+            // `list_sql` reads one more than it is asked for (is there a next page?).
+            let newest = inner.newest.page(&q, after.as_ref(), limit + 1, || {
+                list_sql(conn, &inner.decoded, &q, None, WINDOW)
+            })?;
+            let mut builds = match newest {
+                Some(builds) => builds,
+                None => list_sql(conn, &inner.decoded, &q, after.as_ref(), limit)?,
+            };
             let next = if builds.len() > limit {
                 builds.truncate(limit);
                 builds.last().map(|b| Cursor::after(b))
@@ -1254,7 +1328,7 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let build = build.clone();
         let effects = effects.clone();
-        self.write(move |tx| {
+        self.write_changing(move |tx| {
             let previous: Option<String> = row(tx,
                     "SELECT status FROM builds WHERE build_id = ?1 AND version = ?2",
                     params![build.build_id, i64::try_from(expected_version).unwrap_or(i64::MAX)],
@@ -1302,7 +1376,7 @@ impl Store for SqliteStore {
             if let Some(n) = &effects.notification {
                 insert_notification(tx, n)?;
             }
-            Ok(())
+            Ok(((), vec![Change::Upsert(Arc::new(build))]))
         })
         .await
     }
@@ -1487,7 +1561,7 @@ impl Store for SqliteStore {
 
     async fn reset(&self, account: Option<&str>) -> Result<(), StoreError> {
         let account = account.map(str::to_string);
-        self.write(move |tx| {
+        self.write_changing(move |tx| {
             match &account {
                 None => tx
                     .execute_batch(
@@ -1505,7 +1579,7 @@ impl Store for SqliteStore {
                     exec(tx, "DELETE FROM docs WHERE owner = ?1", [a]).map_err(unavailable)?;
                 }
             }
-            Ok(())
+            Ok(((), vec![Change::Reset(account)]))
         })
         .await?;
         if let Ok(mut cache) = self.inner.decoded.lock() {
@@ -1701,6 +1775,170 @@ mod tests {
         crate::store_conformance_suite!(super::FileFactory);
         crate::scan_store_conformance_suite!(super::FileFactory);
         crate::doc_store_conformance_suite!(super::FileFactory);
+    }
+
+    /// Every page of `q`, walked with `limit`.
+    async fn walk(store: &SqliteStore, q: &BuildQuery, limit: usize) -> Vec<Build> {
+        let (mut out, mut after) = (Vec::new(), None);
+        loop {
+            let page = store.list_builds(q, after.as_ref(), limit).await.unwrap();
+            out.extend(page.builds.iter().map(|b| Build::clone(b)));
+            assert!(page.builds.len() <= limit);
+            match page.next {
+                Some(c) => after = Some(c),
+                None => return out,
+            }
+        }
+    }
+
+    /// The listing the windows answer equals the model's after any sequence of creates,
+    /// imports (older builds too), updates and resets, past the window's size, for every page
+    /// size (a window answers the first pages, SQLite the ones beyond it).
+    #[tokio::test]
+    async fn the_newest_windows_list_what_was_committed() {
+        use rand::{Rng, SeedableRng};
+        for seed in 0..3 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let store = SqliteStore::in_memory().unwrap();
+            let mut model: HashMap<String, Build> = HashMap::new();
+            let owners = [
+                ("111111111111", "us-east-1"),
+                ("111111111111", "eu-west-1"),
+                ("222222222222", "us-east-1"),
+            ];
+            let (mut next_id, mut peak) = (0, 0);
+            for step in 0..2400 {
+                let (account, region) = owners[rng.gen_range(0..owners.len())];
+                match rng.gen_range(0..1000) {
+                    0..=549 => {
+                        next_id += 1;
+                        let mut b = crate::store::conformance::sample_build(
+                            account,
+                            1000 + step / 3,
+                            &format!("b-{next_id:05}"),
+                        );
+                        b.region = region.into();
+                        let out = store.create_build(&b, None, u32::MAX, None).await.unwrap();
+                        assert_eq!(out, CreateOutcome::Created);
+                        model.insert(b.build_id.clone(), b);
+                    }
+                    550..=649 => {
+                        let batch: Vec<Build> = (0..rng.gen_range(1..20))
+                            .map(|_| {
+                                next_id += 1;
+                                let mut b = crate::store::conformance::sample_build(
+                                    account,
+                                    rng.gen_range(0..1000 + step / 3),
+                                    &format!("b-{next_id:05}"),
+                                );
+                                b.region = region.into();
+                                b
+                            })
+                            .collect();
+                        model.extend(batch.iter().map(|b| (b.build_id.clone(), b.clone())));
+                        store.import_builds(batch).await.unwrap();
+                    }
+                    650..=997 if !model.is_empty() => {
+                        let id = model
+                            .keys()
+                            .nth(rng.gen_range(0..model.len()))
+                            .unwrap()
+                            .clone();
+                        let mut b = model[&id].clone();
+                        b.version += 1;
+                        b.status = BuildStatus::Succeeded;
+                        b.updated_ms += 1;
+                        store
+                            .update_build(&b, b.version - 1, &Effects::default())
+                            .await
+                            .unwrap();
+                        model.insert(id, b);
+                    }
+                    998 => {
+                        store.reset(Some(account)).await.unwrap();
+                        model.retain(|_, b| b.account != account);
+                    }
+                    _ => {}
+                }
+                if step % 200 != 199 {
+                    continue;
+                }
+                for (account, region) in owners {
+                    let mut expected: Vec<&Build> = model
+                        .values()
+                        .filter(|b| b.account == account && b.region == region)
+                        .collect();
+                    expected.sort_by(|a, b| {
+                        (b.created_ms, &b.build_id).cmp(&(a.created_ms, &a.build_id))
+                    });
+                    peak = peak.max(expected.len());
+                    let expected: Vec<Build> = expected.into_iter().cloned().collect();
+                    let q = BuildQuery {
+                        account: account.into(),
+                        region: region.into(),
+                        ..BuildQuery::default()
+                    };
+                    for limit in [1, 25, 256] {
+                        assert_eq!(
+                            walk(&store, &q, limit).await,
+                            expected,
+                            "seed {seed}, step {step}, {account}/{region}, limit {limit}"
+                        );
+                    }
+                }
+            }
+            // Some owner outgrew its window, so pages past it came from SQLite.
+            assert!(peak > WINDOW, "seed {seed}: at most {peak} builds an owner");
+        }
+    }
+
+    /// A write is in the listing before its writer hears of it, whoever lists (group commits
+    /// of concurrent writers, readers on their own connections, windows loaded meanwhile).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn an_acknowledged_build_is_listed_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let clock = Arc::new(AtomicU64::new(1));
+        let q = BuildQuery {
+            account: "111111111111".into(),
+            region: "us-east-1".into(),
+            ..BuildQuery::default()
+        };
+        let tasks: Vec<_> = (0..8)
+            .map(|t| {
+                let (store, clock, q) = (store.clone(), clock.clone(), q.clone());
+                tokio::spawn(async move {
+                    for i in 0..60 {
+                        let ms = i64::try_from(clock.fetch_add(1, Ordering::SeqCst)).unwrap();
+                        let mut b = crate::store::conformance::sample_build(
+                            "111111111111",
+                            ms,
+                            &format!("b-{t}-{i:03}"),
+                        );
+                        store.create_build(&b, None, u32::MAX, None).await.unwrap();
+                        // Just before it in the listing: the build must open the page.
+                        let at = Cursor {
+                            created_ms: ms,
+                            build_id: "c".into(),
+                        };
+                        let page = store.list_builds(&q, Some(&at), 5).await.unwrap();
+                        assert_eq!(page.builds[0].build_id, b.build_id);
+                        b.version += 1;
+                        b.status = BuildStatus::Failed;
+                        store
+                            .update_build(&b, 1, &Effects::default())
+                            .await
+                            .unwrap();
+                        let page = store.list_builds(&q, Some(&at), 5).await.unwrap();
+                        assert_eq!(*page.builds[0], b);
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(walk(&store, &q, 256).await.len(), 480);
     }
 
     /// Asserts that `sql` neither sorts nor scans: its first plan step satisfies `walks`.
