@@ -15,11 +15,15 @@ use std::sync::{Arc, Mutex};
 use super::{BuildQuery, Cursor, StoreError};
 use crate::domain::Build;
 
-/// Builds held per owner (account and region): the largest page (`MaxResults` 256) plus the
-/// one that says whether there is a next page.
+/// Most builds held per owner (account and region): the largest page (`MaxResults` 256) plus
+/// the one that says whether there is a next page.
 pub const WINDOW: usize = 257;
-/// Owners held at once; past this the windows start over (bounded memory, no bookkeeping).
-const OWNERS_MAX: usize = 64;
+/// Builds a window is first loaded with (a page of 25 and then some), unless the page asked
+/// for needs more: a listing of many owners in turn must not read ten times its page.
+const LOAD: usize = 64;
+/// Accounts held at once; past this one is forgotten to make room (bounded memory: the
+/// builds are mostly the decoded cache's own).
+const ACCOUNTS_MAX: usize = 256;
 
 /// A committed change to the builds, as the writer applies it.
 #[derive(Debug, Clone)]
@@ -71,8 +75,8 @@ pub struct Newest {
 impl Newest {
     /// The first `fetch` builds after `after` of the owner-only query `q`, from memory, or
     /// `None` when the window cannot say (another query, or a page beyond the window). A
-    /// missing window is loaded with `load`, which must return the owner's newest
-    /// `WINDOW + 1` builds in listing order.
+    /// missing window (or one too short for a first page) is loaded with `load(n)`, which must
+    /// return the owner's newest `n + 1` builds in listing order.
     ///
     /// # Errors
     /// What `load` returns.
@@ -81,7 +85,7 @@ impl Newest {
         q: &BuildQuery,
         after: Option<&Cursor>,
         fetch: usize,
-        load: impl FnOnce() -> Result<Vec<Arc<Build>>, StoreError>,
+        load: impl FnOnce(usize) -> Result<Vec<Arc<Build>>, StoreError>,
     ) -> Result<Option<Vec<Arc<Build>>>, StoreError> {
         let owner_only = q.build_ids.is_none()
             && q.statuses.is_none()
@@ -93,21 +97,22 @@ impl Newest {
         let Ok(mut owners) = self.owners.lock() else {
             return Ok(None);
         };
-        let held = owners
-            .get(q.account.as_str())
-            .and_then(|regions| regions.iter().position(|(r, _)| *r == q.region));
-        let window = match held {
-            Some(i) => &owners[q.account.as_str()][i].1,
-            None => {
-                let mut builds = load()?;
-                let complete = builds.len() <= WINDOW;
-                builds.truncate(WINDOW);
-                if owners.len() >= OWNERS_MAX {
-                    owners.clear();
-                }
-                let regions = owners.entry(q.account.clone()).or_default();
-                regions.push((q.region.clone(), Window { builds, complete }));
-                &regions[regions.len() - 1].1
+        let regions = owners.get(q.account.as_str());
+        let held = regions.and_then(|r| r.iter().position(|(region, _)| *region == q.region));
+        let short = |w: &Window| after.is_none() && !w.complete && w.builds.len() < fetch;
+        let window = match (regions, held) {
+            (Some(r), Some(i)) if !short(&r[i].1) => &owners[q.account.as_str()][i].1,
+            _ => {
+                let size = if fetch > LOAD { WINDOW } else { LOAD };
+                let mut builds = load(size)?;
+                let window = Window {
+                    complete: builds.len() <= size,
+                    builds: {
+                        builds.truncate(size);
+                        builds
+                    },
+                };
+                Self::hold(&mut owners, q, held, window)
             }
         };
         let start = after.map_or(0, |c| window.builds.partition_point(|b| !c.precedes(b)));
@@ -116,6 +121,32 @@ impl Newest {
             (rest.len() >= fetch || window.complete)
                 .then(|| rest[..fetch.min(rest.len())].to_vec()),
         )
+    }
+
+    /// Puts `window` in place of the owner's (at `held`) or beside, making room if needed.
+    fn hold<'o>(
+        owners: &'o mut HashMap<String, Vec<(String, Window)>>,
+        q: &BuildQuery,
+        held: Option<usize>,
+        window: Window,
+    ) -> &'o Window {
+        if !owners.contains_key(q.account.as_str()) && owners.len() >= ACCOUNTS_MAX {
+            if let Some(gone) = owners.keys().next().cloned() {
+                owners.remove(&gone);
+            }
+        }
+        let regions = owners.entry(q.account.clone()).or_default();
+        let i = match held {
+            Some(i) => {
+                regions[i].1 = window;
+                i
+            }
+            None => {
+                regions.push((q.region.clone(), window));
+                regions.len() - 1
+            }
+        };
+        &regions[i].1
     }
 
     /// Applies committed changes, in commit order.
@@ -147,5 +178,88 @@ impl Newest {
     /// Forgets every window (when what was committed is unknown).
     pub fn clear(&self) {
         self.apply(&[Change::Reset(None)]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(account: &str) -> BuildQuery {
+        BuildQuery {
+            account: account.into(),
+            region: "us-east-1".into(),
+            ..BuildQuery::default()
+        }
+    }
+
+    fn builds(account: &str, n: usize) -> Vec<Arc<Build>> {
+        (0..n)
+            .map(|i| {
+                let ms = i64::try_from(1000 - i).unwrap_or(0);
+                Arc::new(crate::store::conformance::sample_build(
+                    account,
+                    ms,
+                    &format!("b-{i:04}"),
+                ))
+            })
+            .collect()
+    }
+
+    /// More accounts than are held, a first page longer than the first load, a filtered query:
+    /// each is answered from what `load` said, loading only when nothing held can answer.
+    #[test]
+    fn windows_load_when_needed_and_make_room() {
+        let newest = Newest::default();
+        let mut loads = 0;
+        for round in 0..2 {
+            for a in 0..ACCOUNTS_MAX + 10 {
+                let account = format!("{a:012}");
+                let all = builds(&account, 100);
+                let page = newest
+                    .page(&owner(&account), None, 26, |n| {
+                        loads += 1;
+                        Ok(all[..(n + 1).min(all.len())].to_vec())
+                    })
+                    .unwrap();
+                assert_eq!(
+                    page.as_deref(),
+                    Some(&all[..26]),
+                    "round {round}, {account}"
+                );
+            }
+        }
+        // Every account loaded once in the first round; the second finds most still held.
+        assert!(
+            loads > ACCOUNTS_MAX + 10 && loads < 2 * (ACCOUNTS_MAX + 10),
+            "{loads}"
+        );
+        // A first page longer than the first load reloads (once), and is then held.
+        let all = builds("999999999999", 300);
+        for (fetch, expect_load) in [(26, true), (257, true), (257, false), (26, false)] {
+            let mut loaded = false;
+            let page = newest
+                .page(&owner("999999999999"), None, fetch, |n| {
+                    loaded = true;
+                    Ok(all[..(n + 1).min(all.len())].to_vec())
+                })
+                .unwrap();
+            assert_eq!(page.as_deref(), Some(&all[..fetch]));
+            assert_eq!(loaded, expect_load, "fetch {fetch}");
+        }
+        // Past the window and filtered queries are not the window's to answer.
+        let beyond = Cursor::after(&all[260]);
+        assert_eq!(
+            newest
+                .page(&owner("999999999999"), Some(&beyond), 5, |_| unreachable!())
+                .unwrap(),
+            None
+        );
+        let mut filtered = owner("999999999999");
+        filtered.statuses = Some(vec![crate::domain::BuildStatus::Failed]);
+        assert_eq!(
+            newest.page(&filtered, None, 5, |_| unreachable!()).unwrap(),
+            None
+        );
     }
 }

@@ -21,7 +21,7 @@ use rand::RngCore;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::newest::{Change, Newest, WINDOW};
+use super::newest::{Change, Newest};
 use super::{
     BuildQuery, CreateOutcome, Cursor, Doc, DocWrite, Effects, OutboxEntry, Page,
     ScanCreateOutcome, ScanPage, ScanQuery, SigningKey, StatusCount, Store, StoreError, TokenClaim,
@@ -1254,8 +1254,8 @@ impl Store for SqliteStore {
         let inner = self.inner.clone();
         self.read(move |conn| {
             // `list_sql` reads one more than it is asked for (is there a next page?).
-            let newest = inner.newest.page(&q, after.as_ref(), limit + 1, || {
-                list_sql(conn, &inner.decoded, &q, None, WINDOW)
+            let newest = inner.newest.page(&q, after.as_ref(), limit + 1, |n| {
+                list_sql(conn, &inner.decoded, &q, None, n)
             })?;
             let mut builds = match newest {
                 Some(builds) => builds,
@@ -1750,6 +1750,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::newest::WINDOW;
 
     struct MemoryFactory;
     impl crate::store::conformance::StoreFactory for MemoryFactory {
