@@ -1792,100 +1792,113 @@ mod tests {
         }
     }
 
+    /// What the builds should be: the reference the windows are checked against.
+    struct Model {
+        builds: HashMap<String, Build>,
+        next_id: u32,
+    }
+
+    const OWNERS: [(&str, &str); 3] = [
+        ("111111111111", "us-east-1"),
+        ("111111111111", "eu-west-1"),
+        ("222222222222", "us-east-1"),
+    ];
+
+    impl Model {
+        fn new_build(&mut self, owner: (&str, &str), created_ms: i64) -> Build {
+            self.next_id += 1;
+            let id = format!("b-{:05}", self.next_id);
+            let mut b = crate::store::conformance::sample_build(owner.0, created_ms, &id);
+            b.region = owner.1.into();
+            b
+        }
+
+        /// One random write to `store` and to the model: a create (newest), an import of
+        /// older builds, an update of any build, or (rarely) an account's reset.
+        async fn random_write(&mut self, store: &SqliteStore, rng: &mut impl rand::Rng, now: i64) {
+            let owner = OWNERS[rng.gen_range(0..OWNERS.len())];
+            match rng.gen_range(0..1000) {
+                0..=549 => {
+                    let b = self.new_build(owner, now);
+                    let out = store.create_build(&b, None, u32::MAX, None).await.unwrap();
+                    assert_eq!(out, CreateOutcome::Created);
+                    self.builds.insert(b.build_id.clone(), b);
+                }
+                550..=649 => {
+                    let batch: Vec<Build> = (0..rng.gen_range(1..20))
+                        .map(|_| self.new_build(owner, rng.gen_range(0..now)))
+                        .collect();
+                    self.builds
+                        .extend(batch.iter().map(|b| (b.build_id.clone(), b.clone())));
+                    store.import_builds(batch).await.unwrap();
+                }
+                650..=997 if !self.builds.is_empty() => {
+                    let n = rng.gen_range(0..self.builds.len());
+                    let mut b = self.builds.values().nth(n).unwrap().clone();
+                    b.version += 1;
+                    b.status = BuildStatus::Succeeded;
+                    b.updated_ms += 1;
+                    store
+                        .update_build(&b, b.version - 1, &Effects::default())
+                        .await
+                        .unwrap();
+                    self.builds.insert(b.build_id.clone(), b);
+                }
+                998 => {
+                    store.reset(Some(owner.0)).await.unwrap();
+                    self.builds.retain(|_, b| b.account != owner.0);
+                }
+                _ => {}
+            }
+        }
+
+        /// Walks every owner's listing with each page size against the model; returns the
+        /// most builds an owner has.
+        async fn check(&self, store: &SqliteStore, at: &str) -> usize {
+            let mut peak = 0;
+            for (account, region) in OWNERS {
+                let mut expected: Vec<Build> = self
+                    .builds
+                    .values()
+                    .filter(|b| b.account == account && b.region == region)
+                    .cloned()
+                    .collect();
+                expected
+                    .sort_by(|a, b| (b.created_ms, &b.build_id).cmp(&(a.created_ms, &a.build_id)));
+                peak = peak.max(expected.len());
+                let q = BuildQuery {
+                    account: account.into(),
+                    region: region.into(),
+                    ..BuildQuery::default()
+                };
+                for limit in [1, 25, 256] {
+                    let got = walk(store, &q, limit).await;
+                    assert_eq!(got, expected, "{at}, {account}/{region}, limit {limit}");
+                }
+            }
+            peak
+        }
+    }
+
     /// The listing the windows answer equals the model's after any sequence of creates,
     /// imports (older builds too), updates and resets, past the window's size, for every page
     /// size (a window answers the first pages, SQLite the ones beyond it).
     #[tokio::test]
     async fn the_newest_windows_list_what_was_committed() {
-        use rand::{Rng, SeedableRng};
+        use rand::SeedableRng;
         for seed in 0..3 {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
             let store = SqliteStore::in_memory().unwrap();
-            let mut model: HashMap<String, Build> = HashMap::new();
-            let owners = [
-                ("111111111111", "us-east-1"),
-                ("111111111111", "eu-west-1"),
-                ("222222222222", "us-east-1"),
-            ];
-            let (mut next_id, mut peak) = (0, 0);
+            let mut model = Model {
+                builds: HashMap::new(),
+                next_id: 0,
+            };
+            let mut peak = 0;
             for step in 0..2400 {
-                let (account, region) = owners[rng.gen_range(0..owners.len())];
-                match rng.gen_range(0..1000) {
-                    0..=549 => {
-                        next_id += 1;
-                        let mut b = crate::store::conformance::sample_build(
-                            account,
-                            1000 + step / 3,
-                            &format!("b-{next_id:05}"),
-                        );
-                        b.region = region.into();
-                        let out = store.create_build(&b, None, u32::MAX, None).await.unwrap();
-                        assert_eq!(out, CreateOutcome::Created);
-                        model.insert(b.build_id.clone(), b);
-                    }
-                    550..=649 => {
-                        let batch: Vec<Build> = (0..rng.gen_range(1..20))
-                            .map(|_| {
-                                next_id += 1;
-                                let mut b = crate::store::conformance::sample_build(
-                                    account,
-                                    rng.gen_range(0..1000 + step / 3),
-                                    &format!("b-{next_id:05}"),
-                                );
-                                b.region = region.into();
-                                b
-                            })
-                            .collect();
-                        model.extend(batch.iter().map(|b| (b.build_id.clone(), b.clone())));
-                        store.import_builds(batch).await.unwrap();
-                    }
-                    650..=997 if !model.is_empty() => {
-                        let id = model
-                            .keys()
-                            .nth(rng.gen_range(0..model.len()))
-                            .unwrap()
-                            .clone();
-                        let mut b = model[&id].clone();
-                        b.version += 1;
-                        b.status = BuildStatus::Succeeded;
-                        b.updated_ms += 1;
-                        store
-                            .update_build(&b, b.version - 1, &Effects::default())
-                            .await
-                            .unwrap();
-                        model.insert(id, b);
-                    }
-                    998 => {
-                        store.reset(Some(account)).await.unwrap();
-                        model.retain(|_, b| b.account != account);
-                    }
-                    _ => {}
-                }
-                if step % 200 != 199 {
-                    continue;
-                }
-                for (account, region) in owners {
-                    let mut expected: Vec<&Build> = model
-                        .values()
-                        .filter(|b| b.account == account && b.region == region)
-                        .collect();
-                    expected.sort_by(|a, b| {
-                        (b.created_ms, &b.build_id).cmp(&(a.created_ms, &a.build_id))
-                    });
-                    peak = peak.max(expected.len());
-                    let expected: Vec<Build> = expected.into_iter().cloned().collect();
-                    let q = BuildQuery {
-                        account: account.into(),
-                        region: region.into(),
-                        ..BuildQuery::default()
-                    };
-                    for limit in [1, 25, 256] {
-                        assert_eq!(
-                            walk(&store, &q, limit).await,
-                            expected,
-                            "seed {seed}, step {step}, {account}/{region}, limit {limit}"
-                        );
-                    }
+                model.random_write(&store, &mut rng, 1000 + step / 3).await;
+                if step % 200 == 199 {
+                    let at = format!("seed {seed}, step {step}");
+                    peak = peak.max(model.check(&store, &at).await);
                 }
             }
             // Some owner outgrew its window, so pages past it came from SQLite.
