@@ -660,7 +660,7 @@ fn write_build(
                 "?Expires=",
                 digits,
                 "&Signature=",
-                &sig,
+                sig.as_str(),
                 "\"",
             ] {
                 out.extend_from_slice(part.as_bytes());

@@ -4,6 +4,8 @@
 //! Depends on: nothing crate-internal.
 
 use hmac::{Hmac, Mac};
+
+use crate::encoding::Hex32;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
@@ -102,7 +104,7 @@ impl UrlSigner {
         build_id: &str,
         expires_s: i64,
     ) -> (String, String) {
-        let sig = crate::encoding::hex(&Self::signature_with(
+        let sig = Hex32::of(&Self::signature_with(
             &self.keyed[0],
             account,
             region,
@@ -123,7 +125,7 @@ impl UrlSigner {
                 "?Expires=",
                 expires,
                 "&Signature=",
-                &sig,
+                sig.as_str(),
             ];
             let mut u = String::with_capacity(parts.iter().map(|p| p.len()).sum());
             parts.iter().for_each(|p| u.push_str(p));
@@ -134,8 +136,8 @@ impl UrlSigner {
 
     /// The hex signature of any resource URL (`id`, owner, region and expiry bound).
     #[must_use]
-    pub fn sign(&self, account: &str, region: &str, id: &str, expires_s: i64) -> String {
-        crate::encoding::hex(&Self::signature_with(
+    pub fn sign(&self, account: &str, region: &str, id: &str, expires_s: i64) -> Hex32 {
+        Hex32::of(&Self::signature_with(
             &self.keyed[0],
             account,
             region,
