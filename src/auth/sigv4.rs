@@ -3,7 +3,9 @@
 //! signed and the raw body bytes, compare in constant time.
 //!
 //! Canonicalisation is ours (so every failing step has AWS's own message); the key derivation
-//! and the HMAC are `aws-sigv4`'s. Derived signing keys are cached per (key, date, region).
+//! is `aws-sigv4`'s, the final HMAC the `hmac` crate's (the known-answer tests verify botocore's
+//! signatures through it). Per credential scope (key, date, region, service) the HMAC keyed with the
+//! derived key is cached, its pads already hashed.
 //!
 //! Depends on: auth, clock.
 
@@ -42,7 +44,7 @@ pub struct Verifier<C> {
     credentials: C,
     service: String,
     cache_keys: bool,
-    /// Derived keys by credential scope (`key/date/region/service/aws4_request`).
+    /// HMACs keyed with the derived key, by credential scope (`key/date/region/service/aws4_request`).
     key_cache: Mutex<HashMap<String, Hmac<Sha256>>>,
 }
 
