@@ -97,24 +97,23 @@ impl Newest {
         let Ok(mut owners) = self.owners.lock() else {
             return Ok(None);
         };
-        let regions = owners.get(q.account.as_str());
-        let held = regions.and_then(|r| r.iter().position(|(region, _)| *region == q.region));
+        let held = owners
+            .get(q.account.as_str())
+            .and_then(|r| r.iter().position(|(region, _)| *region == q.region));
+        // A first page longer than what a window holds, while the owner has more: load again.
         let short = |w: &Window| after.is_none() && !w.complete && w.builds.len() < fetch;
-        let window = match (regions, held) {
-            (Some(r), Some(i)) if !short(&r[i].1) => &owners[q.account.as_str()][i].1,
-            _ => {
+        let usable = held.filter(|&i| !short(&owners[q.account.as_str()][i].1));
+        let i = match usable {
+            Some(i) => i,
+            None => {
                 let size = if fetch > LOAD { WINDOW } else { LOAD };
                 let mut builds = load(size)?;
-                let window = Window {
-                    complete: builds.len() <= size,
-                    builds: {
-                        builds.truncate(size);
-                        builds
-                    },
-                };
-                Self::hold(&mut owners, q, held, window)
+                let complete = builds.len() <= size;
+                builds.truncate(size);
+                Self::hold(&mut owners, q, held, Window { builds, complete })
             }
         };
+        let window = &owners[q.account.as_str()][i].1;
         let start = after.map_or(0, |c| window.builds.partition_point(|b| !c.precedes(b)));
         let rest = &window.builds[start..];
         Ok(
@@ -123,20 +122,21 @@ impl Newest {
         )
     }
 
-    /// Puts `window` in place of the owner's (at `held`) or beside, making room if needed.
-    fn hold<'o>(
-        owners: &'o mut HashMap<String, Vec<(String, Window)>>,
+    /// Puts `window` in place of the owner's (at `held`) or beside, making room if needed;
+    /// returns its place among the account's regions.
+    fn hold(
+        owners: &mut HashMap<String, Vec<(String, Window)>>,
         q: &BuildQuery,
         held: Option<usize>,
         window: Window,
-    ) -> &'o Window {
+    ) -> usize {
         if !owners.contains_key(q.account.as_str()) && owners.len() >= ACCOUNTS_MAX {
             if let Some(gone) = owners.keys().next().cloned() {
                 owners.remove(&gone);
             }
         }
         let regions = owners.entry(q.account.clone()).or_default();
-        let i = match held {
+        match held {
             Some(i) => {
                 regions[i].1 = window;
                 i
@@ -145,8 +145,7 @@ impl Newest {
                 regions.push((q.region.clone(), window));
                 regions.len() - 1
             }
-        };
-        &regions[i].1
+        }
     }
 
     /// Applies committed changes, in commit order.
